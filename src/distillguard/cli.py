@@ -1,0 +1,247 @@
+"""The ``distillguard`` command.
+
+Exit codes: 0 done; 1 done and accounts were flagged (only with ``--fail-on-flag``);
+2 bad input or configuration (the message names the file, line or field); 3 internal error.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from distillguard import __version__
+from distillguard.errors import DistillguardError
+
+app = typer.Typer(
+    help="Find, explain and stop model-distillation campaigns in LLM API logs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+rules_app = typer.Typer(help="List and test the detection rules.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+console = Console(stderr=True)
+out_console = Console()
+
+EXIT_OK, EXIT_FLAGGED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(EXIT_INPUT)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out_console.print(f"distillguard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """distillguard: scan API logs for distillation (output-harvesting) campaigns."""
+
+
+@app.command()
+def scan(
+    logs: Annotated[Optional[list[Path]], typer.Argument(help="Log files (LiteLLM, OpenAI exchanges, OTLP/JSON, mapped).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for accounts.jsonl, summary.json, report.html.")] = Path("distillguard-out"),
+    demo: Annotated[bool, typer.Option("--demo", help="Generate the bundled demo traffic and scan it.")] = False,
+    threshold: Annotated[Optional[float], typer.Option(help="Flag accounts scoring at or above this (default: the model's operating point).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Input format (default: detected per file).")] = None,
+    mapping: Annotated[Optional[Path], typer.Option(help="YAML column mapping for generic JSONL/CSV/Parquet.")] = None,
+    accounts: Annotated[Optional[Path], typer.Option(help="Accounts table (CSV/JSONL/Parquet) with account_id and attributes.")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="Model file from `distillguard train` (default: the shipped one).")] = None,
+    rules: Annotated[Optional[list[Path]], typer.Option("--rules", help="Extra rule directories (YAML).")] = None,
+    secret_file: Annotated[Optional[Path], typer.Option(help="File holding the hashing secret (else $DISTILLGUARD_SECRET).")] = None,
+    keep_text: Annotated[bool, typer.Option(help="Also store raw prompt/completion text (off by default, for privacy).")] = False,
+    store: Annotated[Optional[Path], typer.Option(help="DuckDB store file (default: OUT/distillguard.duckdb).")] = None,
+    top: Annotated[int, typer.Option(help="Rows in the terminal table.")] = 20,
+    report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    fail_on_flag: Annotated[bool, typer.Option(help="Exit 1 when any account is flagged.")] = False,
+) -> None:
+    """Score every account in LOGS for harvesting and write accounts.jsonl, summary.json and report.html."""
+    from distillguard.report.terminal import print_summary, progress_bar
+    from distillguard.scan import ScanOptions, run_scan
+
+    try:
+        paths = list(logs or [])
+        if demo:
+            from distillguard.simulate import run_scenario
+
+            console.print("generating the bundled demo traffic (scenario 'demo', seed 0)…")
+            sim = run_scenario("demo", out / "demo-traffic", seed=0, corpora="bundled")
+            paths.append(Path(sim.traffic_path))
+            accounts = accounts or Path(sim.accounts_path)
+        if not paths:
+            _fail(DistillguardError("no log files given (or use --demo)"))
+        for p in paths:
+            if not p.exists():
+                _fail(DistillguardError(f"{p}: file not found"))
+        options = ScanOptions(
+            threshold=threshold, model_path=str(model) if model else None, rules_dirs=[str(r) for r in rules or []],
+            fmt=fmt, mapping=str(mapping) if mapping else None, accounts_path=str(accounts) if accounts else None,
+            secret_file=str(secret_file) if secret_file else None, keep_text=keep_text,
+            store_path=str(store) if store else None,
+        )  # fmt: skip
+        with progress_bar(None, "ingesting") as bar:
+            result = run_scan(paths, out, options, on_progress=bar.advance, on_stage=lambda s: console.print(f"[dim]{s}…[/]"))
+        if report:
+            from distillguard.report.html import write_html
+            from distillguard.scan import hourly_activity
+
+            top_ids = [f.account_id for f in result.findings[:50]]
+            population = result.features.reset_index()
+            path = out / "report.html"
+            write_html(path, result.findings, result.summary, population, hourly_activity(result.store, top_ids))
+            result.files["report"] = path
+        print_summary(result.findings, result.summary, console=out_console, top=top)
+        for name, path in result.files.items():
+            out_console.print(f"[dim]{name}:[/] {path}")
+        if result.ingest and result.ingest.quarantined:
+            console.print(f"[yellow]{result.ingest.quarantined} lines quarantined:[/] " + "; ".join(result.ingest.quarantine_examples[:3]))
+    except DistillguardError as exc:
+        _fail(exc)
+    if fail_on_flag and result.summary.n_flagged:
+        raise typer.Exit(EXIT_FLAGGED)
+
+
+@app.command()
+def ingest(
+    logs: Annotated[list[Path], typer.Argument(help="Log files to add to the store.")],
+    store: Annotated[Path, typer.Option(help="DuckDB store file.")] = Path("distillguard.duckdb"),
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Input format (default: detected per file).")] = None,
+    mapping: Annotated[Optional[Path], typer.Option(help="YAML column mapping for generic JSONL/CSV/Parquet.")] = None,
+    accounts: Annotated[Optional[Path], typer.Option(help="Accounts table to load as well.")] = None,
+    secret_file: Annotated[Optional[Path], typer.Option(help="File holding the hashing secret.")] = None,
+    keep_text: Annotated[bool, typer.Option(help="Also store raw prompt/completion text.")] = False,
+    quarantine: Annotated[Optional[Path], typer.Option(help="Where to write set-aside lines (default: next to the store).")] = None,
+    parquet: Annotated[Optional[Path], typer.Option(help="Also export the store's tables as Parquet to this directory.")] = None,
+) -> None:
+    """Normalize LOGS into the store (no duplicates on re-ingest); bad lines are counted and quarantined."""
+    from distillguard.ingest.pipeline import ingest_accounts, ingest_files
+    from distillguard.privacy import Hasher
+    from distillguard.report.terminal import progress_bar
+    from distillguard.store.duckdb import DuckDBStore
+
+    try:
+        for p in logs:
+            if not p.exists():
+                _fail(DistillguardError(f"{p}: file not found"))
+        hasher = Hasher.from_config(secret_file)
+        db = DuckDBStore(store)
+        qpath = quarantine or store.with_suffix(".quarantine.jsonl")
+        with progress_bar(None, "ingesting") as bar:
+            report = ingest_files(logs, db, hasher, fmt=fmt, mapping=mapping, keep_text=keep_text, quarantine_path=qpath, on_progress=bar.advance)
+        if accounts:
+            report.accounts = ingest_accounts(accounts, db, hasher, qpath)
+        out_console.print(report.explain())
+        if parquet:
+            for path in db.export_parquet(parquet):
+                out_console.print(f"[dim]parquet:[/] {path}")
+    except DistillguardError as exc:
+        _fail(exc)
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the model JSON.")] = Path("distillguard-model.json"),
+    scenario: Annotated[str, typer.Option(help="Simulator scenario to train on (when no --logs are given).")] = "training",
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 0,
+    logs: Annotated[Optional[list[Path]], typer.Option("--logs", help="Your own logs to train on (with --labels).")] = None,
+    labels: Annotated[Optional[Path], typer.Option(help="JSONL of {account_id, is_attack} analyst labels for --logs.")] = None,
+    corpora: Annotated[Optional[Path], typer.Option(help="Corpora directory for the simulator (default: bundled sample).")] = None,
+    target_fpr: Annotated[float, typer.Option(help="Benign false-positive rate the operating point is chosen for.")] = 0.001,
+) -> None:
+    """Fit the supervised detector and the calibrated ensemble; write the model JSON.
+
+    The shipped model is reproduced by: distillguard train --scenario training --seed 0 --out src/distillguard/models/default.json
+    """
+    from distillguard.training import train_model
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="distillguard-train-") as tmp:
+            model, report = train_model(
+                Path(tmp), scenario=scenario, seed=seed, logs=logs, labels_path=labels,
+                corpora=str(corpora) if corpora else None, target_fpr=target_fpr,
+                on_stage=lambda s: console.print(f"[dim]{s}…[/]"),
+            )  # fmt: skip
+        path = model.save(out)
+        out_console.print(report)
+        out_console.print(f"model written to {path} (threshold {model.threshold:.3f})")
+    except DistillguardError as exc:
+        _fail(exc)
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Argument(help="Scenario name (see --list).")] = "demo",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("distillguard-sim"),
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="litellm | openai | otlp")] = "litellm",
+    corpora: Annotated[Optional[str], typer.Option(help="Corpora directory, or 'bundled' for the packaged sample.")] = None,
+    scale: Annotated[float, typer.Option(help="Multiply every persona's volume and account count.")] = 1.0,
+    days: Annotated[Optional[float], typer.Option(help="Length of the simulated period.")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the scenarios and exit.")] = False,
+) -> None:
+    """Write labeled synthetic API traffic composed from real public text (logs, accounts.csv, labels.jsonl)."""
+    from distillguard.simulate import SCENARIOS, run_scenario
+
+    if list_:
+        for name in SCENARIOS:
+            out_console.print(name)
+        return
+    try:
+        result = run_scenario(scenario, out, seed=seed, fmt=fmt, corpora=corpora, scale=scale, days=days)
+    except DistillguardError as exc:
+        _fail(exc)
+    except KeyError:
+        _fail(DistillguardError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}"))
+    out_console.print(result)
+
+
+@rules_app.command("list")
+def rules_list(rules: Annotated[Optional[list[Path]], typer.Option("--rules", help="Extra rule directories.")] = None) -> None:
+    """Show every rule with its severity and conditions."""
+    from distillguard.detectors.rules import load_rules
+
+    try:
+        for rule in load_rules(*(rules or [])):
+            cond = " and ".join(f"{c.feature} {c.op} {c.value:g}" for c in rule.when)
+            out_console.print(f"[bold]{rule.id}[/] (severity {rule.severity}): {rule.title}\n    when {cond}")
+    except DistillguardError as exc:
+        _fail(exc)
+
+
+@rules_app.command("test")
+def rules_test(rules: Annotated[Optional[list[Path]], typer.Option("--rules", help="Extra rule directories.")] = None) -> None:
+    """Run every rule's inline test cases."""
+    from distillguard.detectors.rules import load_rules
+
+    try:
+        loaded = load_rules(*(rules or []))
+    except DistillguardError as exc:
+        _fail(exc)
+    failures = [msg for rule in loaded for msg in rule.run_tests()]
+    for msg in failures:
+        console.print(f"[red]FAIL[/] {msg}")
+    n_cases = sum(len(r.tests) for r in loaded)
+    out_console.print(f"{len(loaded)} rules, {n_cases} cases, {len(failures)} failed")
+    if failures:
+        raise typer.Exit(EXIT_FLAGGED)
+
+
+def run() -> None:  # pragma: no cover - console entry with a last-resort guard
+    try:
+        app()
+    except Exception as exc:  # an internal error: say so plainly, keep the traceback for bug reports
+        console.print(f"[bold red]internal error:[/] {exc!r} (please report this with the traceback below)")
+        console.print_exception()
+        sys.exit(EXIT_INTERNAL)

@@ -1,0 +1,262 @@
+"""Account features: set-based SQL over the events table.
+
+Each feature is a named column of one query (``account_features_sql``) written
+in the SQL that DuckDB and Spark SQL share (window functions, ``count(DISTINCT)``,
+``stddev_samp``, ``ln``); the only dialect difference, exploding a list column,
+is a parameter.  ``FEATURES`` is the catalogue: a description for evidence and
+a ``kind`` that tells detectors how to scale the value.
+
+The same query can be restricted to a time range (``until``) so the benchmark
+can replay a scenario hour by hour, and the gateway can recompute features of
+the accounts it has seen over a micro-batch.
+
+Example:
+    >>> from distillguard.store.duckdb import DuckDBStore
+    >>> frame = compute_account_features(DuckDBStore(":memory:"))
+    >>> list(frame.columns)[:3]
+    ['n_events', 'n_success', 'active_days']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from distillguard.store.base import EventStore
+
+
+@dataclass(frozen=True)
+class AccountFeature:
+    name: str
+    kind: str  # "count" (log-scaled), "ratio" (log-scaled), "share" (0..1), "score" (as is)
+    description: str
+
+
+FEATURES: tuple[AccountFeature, ...] = (
+    # volume and rate
+    AccountFeature("n_events", "count", "requests in the period"),
+    AccountFeature("n_success", "count", "successful requests in the period"),
+    AccountFeature("active_days", "count", "days with at least one request"),
+    AccountFeature("events_per_active_day", "ratio", "requests per active day"),
+    AccountFeature("max_per_minute", "count", "most requests started in one minute (concurrency)"),
+    # token economics
+    AccountFeature("output_tokens", "count", "completion tokens received"),
+    AccountFeature("mean_completion_tokens", "ratio", "mean completion tokens per request"),
+    AccountFeature("output_input_ratio", "ratio", "completion tokens per prompt token"),
+    AccountFeature("max_tokens_high_share", "share", "share of requests asking for >= 2,048 output tokens"),
+    AccountFeature("max_tokens_tiny_share", "share", "share of requests capping output at <= 16 tokens"),
+    # timing
+    AccountFeature("hours_per_active_day", "ratio", "distinct hours active per active day"),
+    AccountFeature("hour_entropy", "share", "spread of requests over the 24 hours (1 = round the clock)"),
+    AccountFeature("gap_cv", "ratio", "variation of time between requests (low = machine rhythm)"),
+    # session structure
+    AccountFeature("single_turn_share", "share", "share of requests with no earlier turns in the conversation"),
+    AccountFeature("followup_share", "share", "share of requests that continue a conversation"),
+    AccountFeature("conversations_per_event", "share", "distinct conversations per request"),
+    AccountFeature("system_prompt_share", "share", "share of requests carrying a system prompt"),
+    # diversity and templates
+    AccountFeature("distinct_prompt_share", "share", "distinct prompts per request"),
+    AccountFeature("near_dup_share", "share", "share of prompts with a near-duplicate in the same account"),
+    AccountFeature("top_prefix_share", "share", "share of prompts opening with the account's commonest template"),
+    AccountFeature("top_suffix_share", "share", "share of prompts closing with the account's commonest template"),
+    AccountFeature("capability_entropy", "share", "spread of prompts over capabilities (code, math, writing, ...)"),
+    AccountFeature("n_capabilities", "count", "distinct capabilities asked for"),
+    AccountFeature("non_latin_share", "share", "share of prompts not in Latin script"),
+    AccountFeature("n_scripts", "count", "distinct writing systems in prompts"),
+    # content signals
+    AccountFeature("reasoning_elicit_share", "share", "share of prompts asking the model to write out its reasoning"),
+    AccountFeature("completion_reasoning_share", "share", "share of answers that are worked reasoning traces"),
+    AccountFeature("rubric_share", "share", "share of prompts using the model as a grader / reward model"),
+    AccountFeature("benchmark_share", "share", "share of prompts overlapping public benchmarks / datasets"),
+    AccountFeature("n_benchmarks", "count", "distinct public benchmarks touched"),
+    # API-parameter fingerprints
+    AccountFeature("logprobs_share", "share", "share of requests asking for logprobs"),
+    AccountFeature("mean_top_logprobs", "ratio", "mean top_logprobs requested"),
+    AccountFeature("multi_sample_share", "share", "share of requests with n > 1"),
+    AccountFeature("distinct_temperatures", "count", "distinct temperatures used (sweeps)"),
+    AccountFeature("seed_share", "share", "share of requests with a fixed seed"),
+    AccountFeature("tools_share", "share", "share of requests declaring tools"),
+    AccountFeature("tool_call_share", "share", "share of responses that call a tool"),
+    AccountFeature("new_model_share", "share", "share of requests to a model within 48 h of its first appearance"),
+    # identity spread
+    AccountFeature("distinct_end_users", "count", "distinct end-user ids"),
+    AccountFeature("ip_prefixes_per_event", "share", "distinct network prefixes per request (proxy rotation)"),
+    AccountFeature("ip_prefix_accounts", "count", "accounts sharing this account's main network prefix"),
+)
+FEATURE_NAMES = tuple(f.name for f in FEATURES)
+FEATURE_BY_NAME = {f.name: f for f in FEATURES}
+
+_EXPLODE = {"duckdb": "unnest", "spark": "explode"}
+
+
+def account_features_sql(events: str = "events", *, dialect: str = "duckdb") -> str:
+    """The query computing every feature in ``FEATURES``, one row per account_id."""
+    explode = _EXPLODE[dialect]
+    return f"""
+WITH e AS (SELECT * FROM {events}),
+span AS (SELECT min(ts) AS t0 FROM e),
+model_first AS (SELECT model, min(ts) AS first_ts FROM e GROUP BY model),
+base AS (
+  SELECT account_id,
+    count(*) AS n_events,
+    sum(CASE WHEN coalesce(status, 'success') = 'success' THEN 1 ELSE 0 END) AS n_success,
+    count(DISTINCT CAST(floor(ts / 86400) AS BIGINT)) AS active_days,
+    count(DISTINCT CAST(floor(ts / 3600) AS BIGINT)) AS active_hours,
+    sum(coalesce(completion_tokens, 0)) AS output_tokens,
+    sum(coalesce(prompt_tokens, 0)) AS input_tokens,
+    avg(CASE WHEN max_tokens >= 2048 THEN 1.0 ELSE 0.0 END) AS max_tokens_high_share,
+    avg(CASE WHEN max_tokens <= 16 THEN 1.0 ELSE 0.0 END) AS max_tokens_tiny_share,
+    avg(CASE WHEN coalesce(n_assistant_turns, 0) = 0 THEN 1.0 ELSE 0.0 END) AS single_turn_share,
+    count(DISTINCT conversation_hash) AS n_conversations,
+    avg(CASE WHEN has_system THEN 1.0 ELSE 0.0 END) AS system_prompt_share,
+    count(DISTINCT prompt_hash) AS n_distinct_prompts,
+    count(DISTINCT capability) AS n_capabilities,
+    avg(CASE WHEN script <> 'latin' THEN 1.0 ELSE 0.0 END) AS non_latin_share,
+    count(DISTINCT script) AS n_scripts,
+    avg(CASE WHEN reasoning_elicit THEN 1.0 ELSE 0.0 END) AS reasoning_elicit_share,
+    avg(CASE WHEN completion_has_reasoning THEN 1.0 ELSE 0.0 END) AS completion_reasoning_share,
+    avg(CASE WHEN rubric_grading THEN 1.0 ELSE 0.0 END) AS rubric_share,
+    avg(CASE WHEN benchmark_name IS NOT NULL THEN 1.0 ELSE 0.0 END) AS benchmark_share,
+    count(DISTINCT benchmark_name) AS n_benchmarks,
+    avg(CASE WHEN logprobs OR coalesce(top_logprobs, 0) > 0 THEN 1.0 ELSE 0.0 END) AS logprobs_share,
+    avg(coalesce(top_logprobs, 0)) AS mean_top_logprobs,
+    avg(CASE WHEN coalesce(n, 1) > 1 THEN 1.0 ELSE 0.0 END) AS multi_sample_share,
+    count(DISTINCT temperature) AS distinct_temperatures,
+    avg(CASE WHEN seed IS NOT NULL THEN 1.0 ELSE 0.0 END) AS seed_share,
+    avg(CASE WHEN coalesce(tools_count, 0) > 0 THEN 1.0 ELSE 0.0 END) AS tools_share,
+    avg(CASE WHEN coalesce(response_tool_calls, 0) > 0 THEN 1.0 ELSE 0.0 END) AS tool_call_share,
+    count(DISTINCT end_user_hash) AS distinct_end_users,
+    count(DISTINCT ip_prefix_hash) AS n_ip_prefixes,
+    min(ts) AS first_ts, max(ts) AS last_ts
+  FROM e GROUP BY account_id
+),
+gaps AS (
+  SELECT account_id, ts - lag(ts) OVER (PARTITION BY account_id ORDER BY ts) AS gap FROM e
+),
+gap_stats AS (
+  SELECT account_id, stddev_samp(gap) / nullif(avg(gap), 0) AS gap_cv FROM gaps WHERE gap IS NOT NULL GROUP BY account_id
+),
+hod AS (
+  SELECT account_id, CAST(floor(ts / 3600) AS BIGINT) % 24 AS h, count(*) AS c FROM e GROUP BY account_id, CAST(floor(ts / 3600) AS BIGINT) % 24
+),
+hod_entropy AS (
+  SELECT account_id, -sum(p * ln(p)) / ln(24) AS hour_entropy
+  FROM (SELECT account_id, c * 1.0 / sum(c) OVER (PARTITION BY account_id) AS p FROM hod) q GROUP BY account_id
+),
+cap AS (SELECT account_id, capability, count(*) AS c FROM e GROUP BY account_id, capability),
+cap_entropy AS (
+  SELECT account_id, -sum(p * ln(p)) / ln(8) AS capability_entropy
+  FROM (SELECT account_id, c * 1.0 / sum(c) OVER (PARTITION BY account_id) AS p FROM cap) q GROUP BY account_id
+),
+per_minute AS (
+  SELECT account_id, max(c) AS max_per_minute
+  FROM (SELECT account_id, count(*) AS c FROM e GROUP BY account_id, CAST(floor(ts / 60) AS BIGINT)) q GROUP BY account_id
+),
+prefix AS (
+  SELECT account_id, max(c) AS top_prefix_n
+  FROM (SELECT account_id, count(*) AS c FROM e WHERE template_prefix_hash <> 0 GROUP BY account_id, template_prefix_hash) q
+  GROUP BY account_id
+),
+suffix AS (
+  SELECT account_id, max(c) AS top_suffix_n
+  FROM (SELECT account_id, count(*) AS c FROM e WHERE template_suffix_hash <> 0 GROUP BY account_id, template_suffix_hash) q
+  GROUP BY account_id
+),
+bands AS (SELECT account_id, event_id, {explode}(minhash_bands) AS band FROM e),
+band_counts AS (SELECT account_id, band, count(*) AS c FROM bands GROUP BY account_id, band),
+near_dup AS (
+  SELECT b.account_id, count(DISTINCT b.event_id) AS near_dup_n
+  FROM bands b JOIN band_counts bc ON b.account_id = bc.account_id AND b.band = bc.band
+  WHERE bc.c > 1 GROUP BY b.account_id
+),
+new_model AS (
+  SELECT e.account_id,
+    avg(CASE WHEN mf.first_ts > s.t0 + 86400 AND e.ts - mf.first_ts < 172800 THEN 1.0 ELSE 0.0 END) AS new_model_share
+  FROM e JOIN model_first mf ON e.model = mf.model CROSS JOIN span s GROUP BY e.account_id
+),
+acct_prefix AS (
+  SELECT account_id, ip_prefix_hash, count(*) AS c FROM e WHERE ip_prefix_hash IS NOT NULL GROUP BY account_id, ip_prefix_hash
+),
+main_prefix AS (
+  SELECT account_id, ip_prefix_hash FROM (
+    SELECT account_id, ip_prefix_hash,
+      row_number() OVER (PARTITION BY account_id ORDER BY c DESC, ip_prefix_hash) AS r FROM acct_prefix) q
+  WHERE r = 1
+),
+prefix_accounts AS (
+  SELECT ip_prefix_hash, count(DISTINCT account_id) AS n FROM acct_prefix GROUP BY ip_prefix_hash
+),
+shared_prefix AS (
+  SELECT mp.account_id, pa.n AS ip_prefix_accounts FROM main_prefix mp JOIN prefix_accounts pa ON mp.ip_prefix_hash = pa.ip_prefix_hash
+)
+SELECT b.account_id,
+  b.n_events, b.n_success, b.active_days,
+  b.n_events * 1.0 / b.active_days AS events_per_active_day,
+  coalesce(pm.max_per_minute, 0) AS max_per_minute,
+  b.output_tokens,
+  b.output_tokens * 1.0 / b.n_events AS mean_completion_tokens,
+  b.output_tokens * 1.0 / greatest(b.input_tokens, 1) AS output_input_ratio,
+  b.max_tokens_high_share, b.max_tokens_tiny_share,
+  b.active_hours * 1.0 / b.active_days AS hours_per_active_day,
+  coalesce(he.hour_entropy, 0) AS hour_entropy,
+  coalesce(g.gap_cv, 1.0) AS gap_cv,
+  b.single_turn_share, 1.0 - b.single_turn_share AS followup_share,
+  b.n_conversations * 1.0 / b.n_events AS conversations_per_event,
+  b.system_prompt_share,
+  b.n_distinct_prompts * 1.0 / b.n_events AS distinct_prompt_share,
+  coalesce(nd.near_dup_n, 0) * 1.0 / b.n_events AS near_dup_share,
+  coalesce(px.top_prefix_n, 0) * 1.0 / b.n_events AS top_prefix_share,
+  coalesce(sx.top_suffix_n, 0) * 1.0 / b.n_events AS top_suffix_share,
+  coalesce(ce.capability_entropy, 0) AS capability_entropy,
+  b.n_capabilities, b.non_latin_share, b.n_scripts,
+  b.reasoning_elicit_share, b.completion_reasoning_share, b.rubric_share, b.benchmark_share, b.n_benchmarks,
+  b.logprobs_share, b.mean_top_logprobs, b.multi_sample_share, b.distinct_temperatures, b.seed_share,
+  b.tools_share, b.tool_call_share,
+  coalesce(nm.new_model_share, 0) AS new_model_share,
+  b.distinct_end_users,
+  b.n_ip_prefixes * 1.0 / b.n_events AS ip_prefixes_per_event,
+  coalesce(sp.ip_prefix_accounts, 1) AS ip_prefix_accounts,
+  b.first_ts, b.last_ts
+FROM base b
+LEFT JOIN gap_stats g ON b.account_id = g.account_id
+LEFT JOIN hod_entropy he ON b.account_id = he.account_id
+LEFT JOIN cap_entropy ce ON b.account_id = ce.account_id
+LEFT JOIN per_minute pm ON b.account_id = pm.account_id
+LEFT JOIN prefix px ON b.account_id = px.account_id
+LEFT JOIN suffix sx ON b.account_id = sx.account_id
+LEFT JOIN near_dup nd ON b.account_id = nd.account_id
+LEFT JOIN new_model nm ON b.account_id = nm.account_id
+LEFT JOIN shared_prefix sp ON b.account_id = sp.account_id
+ORDER BY b.account_id
+"""
+
+
+def compute_account_features(store: EventStore, *, until: float | None = None) -> pd.DataFrame:
+    """One row per account (index ``account_id``): every feature in ``FEATURES`` plus first_ts / last_ts.
+
+    ``until`` restricts the events to ``ts < until`` (replays, online re-scoring).
+    """
+    source = "events" if until is None else f"(SELECT * FROM events WHERE ts < {float(until)!r})"
+    frame = store.query(account_features_sql(source)).to_pandas()
+    frame = frame.set_index("account_id")
+    for name in FEATURE_NAMES:
+        frame[name] = frame[name].astype("float64").fillna(0.0)
+    return frame
+
+
+def feature_matrix(frame: pd.DataFrame, names: tuple[str, ...] = FEATURE_NAMES) -> np.ndarray:
+    """Features scaled for models: counts and ratios log1p'd, shares as they are."""
+    cols = []
+    for name in names:
+        values = frame[name].to_numpy(dtype="float64")
+        if FEATURE_BY_NAME[name].kind in ("count", "ratio"):
+            values = np.log1p(np.clip(values, 0, None))
+        cols.append(values)
+    return np.column_stack(cols) if cols else np.empty((len(frame), 0))
+
+
+def population_percentiles(frame: pd.DataFrame, names: tuple[str, ...] = FEATURE_NAMES) -> pd.DataFrame:
+    """Each account's percentile (0..100) of each feature among all accounts in ``frame``."""
+    return frame[list(names)].rank(pct=True, method="average") * 100.0

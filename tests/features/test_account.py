@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distillguard.features.account import FEATURE_NAMES, account_features_sql, compute_account_features, feature_matrix
+from distillguard.store.duckdb import DuckDBStore
+from tests.factories import event_row, events_table
+
+T0 = 1_700_000_000.0
+
+
+def _store(rows) -> DuckDBStore:
+    store = DuckDBStore(":memory:")
+    store.append("events", events_table(rows))
+    return store
+
+
+def test_every_catalogued_feature_is_computed_one_row_per_account():
+    rows = [event_row(i, account=f"a{i % 3}", ts=T0 + 60 * i) for i in range(30)]
+    frame = compute_account_features(_store(rows))
+    assert sorted(frame.index) == ["a0", "a1", "a2"]
+    assert set(FEATURE_NAMES) <= set(frame.columns)
+    assert frame["n_events"].tolist() == [10, 10, 10]
+    assert np.isfinite(feature_matrix(frame)).all()
+
+
+def test_session_structure_and_templates():
+    chat = [event_row(i, account="chat", ts=T0 + 100 * i, n_assistant_turns=i % 4, conversation_hash=i // 4) for i in range(40)]
+    harvest = [event_row(i, account="harv", ts=T0 + 100 * i, template_prefix_hash=42) for i in range(40)]
+    frame = compute_account_features(_store(chat + harvest))
+    assert frame.loc["harv", "single_turn_share"] == 1.0
+    assert frame.loc["chat", "single_turn_share"] == pytest.approx(0.25)
+    assert frame.loc["chat", "conversations_per_event"] == pytest.approx(10 / 40)
+    assert frame.loc["harv", "top_prefix_share"] == 1.0
+    assert frame.loc["chat", "top_prefix_share"] == pytest.approx(1 / 40)
+
+
+def test_near_duplicates_are_found_by_shared_minhash_band():
+    rows = [event_row(i, account="dup", ts=T0 + i) for i in range(10)]
+    rows[1]["minhash_bands"] = [rows[0]["minhash_bands"][2], 1, 2, 3]  # shares one band with event 0
+    frame = compute_account_features(_store(rows))
+    assert frame.loc["dup", "near_dup_share"] == pytest.approx(0.2)
+
+
+def test_timing_machine_rhythm_vs_bursty_human():
+    rng = np.random.default_rng(1)
+    machine = [event_row(i, account="m", ts=T0 + 3600 * i) for i in range(48)]
+    human_ts = T0 + np.cumsum(rng.exponential(300, 48)) + np.repeat(np.arange(4) * 86400, 12)
+    human = [event_row(i, account="h", ts=float(t)) for i, t in enumerate(human_ts)]
+    frame = compute_account_features(_store(machine + human))
+    assert frame.loc["m", "gap_cv"] < 0.05 < 0.8 < frame.loc["h", "gap_cv"]
+    assert frame.loc["m", "hour_entropy"] == pytest.approx(1.0)
+    assert frame.loc["h", "hour_entropy"] < 0.8
+
+
+def test_parameter_fingerprints_and_shared_prefix():
+    rows = [event_row(i, account="lp", ts=T0 + i, logprobs=True, top_logprobs=20, max_tokens=1, n=1) for i in range(10)]
+    rows += [event_row(i, account="ms", ts=T0 + i, n=4, temperature=0.2 * (i % 5), seed=7, ip_prefix_hash=99) for i in range(10)]
+    rows += [event_row(i, account="nat", ts=T0 + i, ip_prefix_hash=99) for i in range(3)]
+    frame = compute_account_features(_store(rows))
+    assert frame.loc["lp", "logprobs_share"] == 1.0 and frame.loc["lp", "mean_top_logprobs"] == 20
+    assert frame.loc["lp", "max_tokens_tiny_share"] == 1.0
+    assert frame.loc["ms", "multi_sample_share"] == 1.0 and frame.loc["ms", "distinct_temperatures"] == 5
+    assert frame.loc["ms", "seed_share"] == 1.0
+    assert frame.loc["ms", "ip_prefix_accounts"] == 2 and frame.loc["lp", "ip_prefix_accounts"] == 1
+
+
+def test_new_model_share_marks_traffic_right_after_a_release():
+    old = [event_row(i, account="early", ts=T0 + 3600 * i, model="old") for i in range(30)]
+    pivot = [event_row(i, account="pivot", ts=T0 + 3 * 86400 + 60 * i, model="new") for i in range(30)]
+    late = [event_row(i, account="late", ts=T0 + 8 * 86400 + 60 * i, model="new") for i in range(30)]
+    frame = compute_account_features(_store(old + pivot + late))
+    assert frame.loc["pivot", "new_model_share"] == 1.0
+    assert frame.loc["late", "new_model_share"] == 0.0 and frame.loc["early", "new_model_share"] == 0.0
+
+
+def test_until_restricts_the_window():
+    rows = [event_row(i, account="a", ts=T0 + 60 * i) for i in range(10)]
+    assert compute_account_features(_store(rows), until=T0 + 60 * 5)["n_events"].tolist() == [5]
+
+
+def test_spark_dialect_differs_only_in_list_explode():
+    duck, spark = account_features_sql(dialect="duckdb"), account_features_sql(dialect="spark")
+    assert duck.replace("unnest(", "explode(") == spark

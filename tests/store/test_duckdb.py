@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from distillguard.errors import InputError
+from distillguard.store.duckdb import DuckDBStore
+from tests.factories import event_row, events_table
+
+
+def test_append_skips_stored_and_repeated_event_ids(tmp_path):
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    batch = events_table([event_row(0), event_row(1), event_row(1)])
+    assert store.append("events", batch) == 2
+    assert store.append("events", batch) == 0
+    store.close()
+    reopened = DuckDBStore(tmp_path / "s.duckdb")
+    assert reopened.query("SELECT count(*) AS n FROM events").column("n")[0].as_py() == 2
+
+
+def test_list_columns_survive_and_parquet_export(tmp_path):
+    store = DuckDBStore(":memory:")
+    store.append("events", events_table([event_row(3)]))
+    assert store.query("SELECT minhash_bands FROM events").column(0)[0].as_py() == [30000, 30001, 30002, 30003]
+    paths = store.export_parquet(tmp_path / "pq")
+    assert {p.name for p in paths} >= {"events.parquet", "accounts.parquet"}
+
+
+def test_schema_version_mismatch_is_a_clear_error(tmp_path):
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    store.con.execute("UPDATE meta SET value='999' WHERE key='event_schema_version'").fetchall()
+    store.close()
+    with pytest.raises(InputError, match="schema v999"):
+        DuckDBStore(tmp_path / "s.duckdb")
