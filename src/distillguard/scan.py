@@ -83,6 +83,7 @@ def run_scan(
     if options.accounts_path:
         report.accounts = ingest_accounts(options.accounts_path, store, hasher, out / "quarantine.jsonl")
     timings["ingest"] = time.perf_counter() - t
+    timings.update({f"ingest.{k}": v for k, v in report.timings_s.items()})
 
     t = time.perf_counter()
     stage("features")

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,8 @@ class IngestReport:
     quarantine_path: str | None = None
     quarantine_examples: list[str] = field(default_factory=list)
     accounts: int = 0
+    #: seconds spent per step: "read" (parsing), "normalize" (hashing + text measures), "store"
+    timings_s: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "normalize": 0.0, "store": 0.0})
 
     @property
     def events(self) -> int:
@@ -110,6 +113,7 @@ def ingest_files(
     report = IngestReport(quarantine_path=str(quarantine_path) if quarantine_path else None)
     quarantine = QuarantineWriter(quarantine_path)
     keeper = ExcerptKeeper(excerpts_per_account)
+    started = time.perf_counter()
     try:
         for path in paths:
             file_report = FileReport(path=str(path), format=fmt)
@@ -126,24 +130,30 @@ def ingest_files(
                     file_report.format = item.get("source_format")
                 buffer.append(item)
                 if len(buffer) >= batch_size:
-                    _flush(buffer, store, hasher, keep_text, keeper, file_report, on_progress)
+                    _flush(buffer, store, hasher, keep_text, keeper, file_report, report.timings_s, on_progress)
                     buffer = []
-            _flush(buffer, store, hasher, keep_text, keeper, file_report, on_progress)
+            _flush(buffer, store, hasher, keep_text, keeper, file_report, report.timings_s, on_progress)
         store.append("samples", pa.Table.from_pylist(keeper.drain(), schema=SAMPLE_SCHEMA))
     finally:
         quarantine.close()
+    t = report.timings_s
+    t["read"] = time.perf_counter() - started - t["normalize"] - t["store"]
     return report
 
 
-def _flush(buffer, store, hasher, keep_text, keeper, file_report, on_progress) -> None:
+def _flush(buffer, store, hasher, keep_text, keeper, file_report, timings, on_progress) -> None:
     if not buffer:
         return
+    t0 = time.perf_counter()
     batch = normalize_batch(buffer, hasher, keep_text=keep_text)
+    keeper.offer(batch.excerpts)
+    t1 = time.perf_counter()
     file_report.events += len(buffer)
     file_report.inserted += store.append("events", batch.events)
     if batch.texts is not None:
         store.append("texts", batch.texts)
-    keeper.offer(batch.excerpts)
+    timings["normalize"] += t1 - t0
+    timings["store"] += time.perf_counter() - t1
     if on_progress:
         on_progress(len(buffer))
 
