@@ -78,8 +78,8 @@ def scan(
 
             console.print("generating the bundled demo traffic (scenario 'demo', seed 0)…")
             sim = run_scenario("demo", out / "demo-traffic", seed=0, corpora="bundled")
-            paths.append(Path(sim.traffic_path))
-            accounts = accounts or Path(sim.accounts_path)
+            paths.append(Path(sim.traffic))
+            accounts = accounts or Path(sim.accounts_file)
         if not paths:
             _fail(DistillguardError("no log files given (or use --demo)"))
         for p in paths:

@@ -64,7 +64,7 @@ def train_model(
 
         stage(f"simulating scenario {scenario!r} (seed {seed})")
         sim = run_scenario(scenario, workdir / "sim", seed=seed, corpora=corpora or "bundled")
-        paths, labels_path, accounts_path = [Path(sim.traffic_path)], Path(sim.labels_path), Path(sim.accounts_path)
+        paths, labels_path, accounts_path = [Path(sim.traffic)], Path(sim.labels), Path(sim.accounts_file)
     stage("ingesting")
     store = DuckDBStore(workdir / "train.duckdb")
     hasher = Hasher.from_config()
