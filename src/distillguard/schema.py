@@ -127,7 +127,7 @@ EVENT_SCHEMA = pa.schema(
         ("template_suffix_hash", pa.int64()),  # last words, digits masked
         ("minhash_bands", pa.list_(pa.int64())),  # LSH band keys of the prompt's MinHash
         ("script", pa.string()),  # dominant writing system of the prompt: latin, cjk, cyrillic, ...
-        ("capability", pa.string()),  # code | math | reasoning | writing | translation | tool | chat | other
+        ("capability", pa.string()),  # code | math | reasoning | writing | translation | extraction | chat | other
         ("reasoning_elicit", pa.bool_()),  # asks for the model's reasoning trace / CoT
         ("rubric_grading", pa.bool_()),  # asks the model to grade / score / judge responses
         ("benchmark_hits", pa.int64()),  # shingles shared with the public-benchmark index

@@ -1,0 +1,5 @@
+"""``python -m distillguard`` is the ``distillguard`` command."""
+
+from distillguard.cli import run
+
+run()
