@@ -266,6 +266,36 @@ def bench_throughput(
     out_console.print(f"results: {workdir / 'throughput.json'}")
 
 
+@bench_app.command("quality")
+def bench_quality(
+    scenarios: Annotated[Optional[list[str]], typer.Argument(help="Scenarios to run (default: every attack scenario and 'everything').")] = None,
+    workdir: Annotated[Path, typer.Option(help="Where traffic, scans and results go.")] = Path("bench-out/quality"),
+    seed: Annotated[int, typer.Option(help="Simulator seed (the shipped model trained on seed 0 of another scenario).")] = 1000,
+    scale: Annotated[float, typer.Option(help="Scale every scenario (0.1 for a quick smoke run).")] = 1.0,
+    corpora: Annotated[Optional[str], typer.Option(help="Corpora directory, or 'bundled'.")] = "bundled",
+    model: Annotated[Optional[Path], typer.Option(help="Model file (default: the shipped one).")] = None,
+) -> None:
+    """Per-scenario ROC AUC, recall at 0.1%/1% FPR, campaign recall, hard-negative FPs, beside baselines."""
+    from distillguard.bench.quality import run_quality_bench
+    from distillguard.simulate import SCENARIOS
+
+    names = scenarios or [n for n in SCENARIOS if n not in ("demo", "training")]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        _fail(DistillguardError(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}"))
+    try:
+        rows = run_quality_bench(
+            workdir, names, seed=seed, scale=scale, corpora=corpora, model_path=str(model) if model else None,
+            on_stage=lambda s: console.print(f"[dim]{s}…[/]"),
+        )  # fmt: skip
+    except DistillguardError as exc:
+        _fail(exc)
+    from distillguard.bench.quality import markdown_table
+
+    out_console.print(markdown_table(rows))
+    out_console.print(f"results: {workdir / 'results.json'}, {workdir / 'results.md'}, {workdir / 'roc.png'}")
+
+
 def run() -> None:  # pragma: no cover - console entry with a last-resort guard
     try:
         app()

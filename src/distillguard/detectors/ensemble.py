@@ -1,8 +1,11 @@
 """The combined detector: rules + isolation + supervised → one calibrated score in [0, 1].
 
-A small logistic "stacker" maps the three detector outputs to a probability;
-it is fitted on out-of-fold supervised scores so it does not trust the
-supervised model more than it deserves.  The operating point (``threshold``)
+A small logistic "stacker" (Platt scaling) maps the supervised logit and the
+isolation score to a probability, fitted on out-of-fold supervised scores so
+it does not trust the supervised model more than it deserves.  The rules are
+then combined with that probability by noisy-OR: a rule written from how
+harvesting works can flag an account on its own, even one unlike anything in
+the training traffic, and a learned model cannot argue it away.  The operating point (``threshold``)
 is chosen at training time for a target false-positive rate on benign
 accounts and stored with the model; ``--threshold`` overrides it.
 
@@ -34,9 +37,9 @@ from distillguard.errors import ConfigError
 from distillguard.findings import Evidence
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default.json"
-MODEL_FORMAT_VERSION = 1
-#: Used when no supervised model is available: rules dominate, isolation breaks ties.
-_UNSUPERVISED_STACKER = {"coef": [0.0, 6.0, 3.0], "intercept": -4.5}
+MODEL_FORMAT_VERSION = 2
+#: Used when no supervised model is available: the rules decide, isolation adds a little.
+_UNSUPERVISED_STACKER = {"coef": [0.0, 3.0], "intercept": -3.0}
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -84,10 +87,10 @@ class Ensemble(Detector):
             fold_model = LogisticDetector().fit(frame.iloc[train], labels[train])
             oof[test] = fold_model.logit(frame.iloc[test])
         self.supervised = LogisticDetector().fit(frame, labels)
-        inputs = np.column_stack([oof, self.rules.score(frame), self.isolation.score(frame)])
+        inputs = np.column_stack([oof, self.isolation.score(frame)])
         stack = LogisticRegression(C=1.0, max_iter=1000).fit(inputs, labels)
         self.stacker = {"coef": stack.coef_[0].tolist(), "intercept": float(stack.intercept_[0])}
-        calibrated = stack.predict_proba(inputs)[:, 1]
+        calibrated = self._noisy_or(stack.predict_proba(inputs)[:, 1], self.rules.score(frame))
         benign = np.sort(calibrated[labels == 0])
         # lowest threshold keeping the benign false-positive rate at or under target_fpr
         k = int(np.floor(target_fpr * len(benign)))
@@ -114,11 +117,15 @@ class Ensemble(Detector):
             scores["supervised"] = self.supervised.score(frame)
         return scores
 
+    @staticmethod
+    def _noisy_or(model_p: np.ndarray, rules: np.ndarray) -> np.ndarray:
+        return 1.0 - (1.0 - model_p) * (1.0 - rules)
+
     def combine(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         sup_logit = _logit(scores["supervised"]) if "supervised" in scores else np.zeros_like(scores["rules"])
         coef, b = np.array(self.stacker["coef"]), self.stacker["intercept"]
-        z = coef[0] * sup_logit + coef[1] * scores["rules"] + coef[2] * scores["isolation"] + b
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+        z = coef[0] * sup_logit + coef[1] * scores["isolation"] + b
+        return self._noisy_or(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))), scores["rules"])
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
         return self.combine(self.detector_scores(frame))

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from distillguard.bench.quality import baseline_scores, evaluate_scan, markdown_table, recall_at_fpr
+
+
+def test_recall_at_fpr_respects_the_false_positive_budget():
+    y = np.array([1] * 10 + [0] * 1000)
+    scores = np.concatenate([np.linspace(0.5, 1.0, 10), np.linspace(0.0, 0.9, 1000)])
+    # benign scores reach 0.9: at 0.1% FPR (1 benign allowed) only positives above the 2nd-highest benign count
+    assert recall_at_fpr(y, scores, 0.001) == pytest.approx(np.mean(np.linspace(0.5, 1.0, 10) > 0.8991), abs=0.11)
+    assert recall_at_fpr(y, scores, 1.0) == 1.0
+    assert np.isnan(recall_at_fpr(np.ones(5), np.ones(5), 0.01))
+
+
+def _frame(scores, n_events):
+    return pd.DataFrame(
+        {"score": scores, "n_events": n_events, "max_per_minute": [1.0] * len(scores), "events_per_active_day": n_events},
+        index=[f"a{i}" for i in range(len(scores))],
+    )
+
+
+def test_evaluate_scan_counts_campaigns_and_hard_negatives():
+    frame = _frame([0.9, 0.2, 0.95, 0.7, 0.1], [50.0, 40.0, 30.0, 5000.0, 10.0])
+    labels = {
+        "a0": {"is_attack": True, "campaign_id": "c1", "persona": "hydra"},
+        "a1": {"is_attack": True, "campaign_id": "c2", "persona": "low_and_slow"},
+        "a2": {"is_attack": True, "campaign_id": "c1", "persona": "hydra"},
+        "a3": {"is_attack": False, "hard_negative": True, "persona": "batch_pipeline"},
+        "a4": {"is_attack": False, "persona": "chat_user"},
+    }
+    result = evaluate_scan(frame, labels, threshold=0.5)
+    assert result["campaign_recall"] == 0.5  # c1 found, c2 missed
+    assert result["hard_negative_fp"]["batch_pipeline"] == {"accounts": 1, "flagged": 1, "rate": 1.0}
+    assert result["distillguard"]["recall_at_threshold"] == pytest.approx(2 / 3)
+    assert "| " in markdown_table([{**result, "scenario": "x", "events": 5, "events_per_s": 1}])
+
+
+def test_volume_baseline_ranks_heavy_accounts_first():
+    frame = _frame([0.0] * 3, [10.0, 100.0, 100000.0])
+    z = baseline_scores(frame)["volume_z"]
+    assert z[2] > z[1] > z[0]

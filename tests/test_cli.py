@@ -1,0 +1,78 @@
+"""The command as a user runs it: exit codes, outputs, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import gzip
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from distillguard.cli import app
+from distillguard.simulate import run_scenario
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def small_sim(tmp_path_factory):
+    return run_scenario("demo", tmp_path_factory.mktemp("sim"), seed=3, corpora="bundled", scale=0.08)
+
+
+def test_scan_writes_findings_and_flags_planted_campaigns(small_sim, tmp_path):
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["scan", str(small_sim.traffic), "--accounts", str(small_sim.accounts_file), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    accounts = [orjson.loads(line) for line in (out / "accounts.jsonl").read_bytes().splitlines()]
+    labels = {r["account_id"]: r for r in map(orjson.loads, small_sim.labels.read_bytes().splitlines())}
+    assert {a["account_id"] for a in accounts} == set(labels)
+    flagged = [a for a in accounts if a["flagged"]]
+    attack_flagged = [a for a in flagged if labels[a["account_id"]]["is_attack"]]
+    assert attack_flagged, "at least one planted harvesting account is flagged"
+    assert all(a["evidence"] and a["signals"] for a in flagged)
+    assert len(attack_flagged) >= 0.8 * len(flagged)
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    assert summary["n_accounts"] == len(accounts) and summary["schema_version"] == 1
+    assert "<html" in (out / "report.html").read_text().lower()
+
+
+def test_rescanning_the_same_file_adds_no_events(small_sim, tmp_path):
+    out = tmp_path / "out"
+    for _ in range(2):
+        res = runner.invoke(app, ["scan", str(small_sim.traffic), "--out", str(out), "--no-report"])
+        assert res.exit_code == 0, res.output
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    assert summary["n_events"] == small_sim.events and summary["duplicates_skipped"] == small_sim.events
+
+
+def test_malformed_lines_are_quarantined_not_fatal(small_sim, tmp_path):
+    good = gzip.decompress(small_sim.traffic.read_bytes()).splitlines()[:200]
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_bytes(b"\n".join(good[:100] + [b"{not json", b'{"id": "x", "startTime": "yesterday"}'] + good[100:]) + b"\n")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["scan", str(mixed), "--out", str(out), "--no-report"])
+    assert res.exit_code == 0, res.output
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    assert summary["quarantined"] == 2 and summary["n_events"] == 200
+    lines = [orjson.loads(x) for x in (out / "quarantine.jsonl").read_bytes().splitlines()]
+    assert [q["line"] for q in lines] == [101, 102]
+    assert lines[1]["field"] == "startTime"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty"), (b"hello,world\n1,2\n", "mapping"), (b'{"foo": 1}\n', "format")],
+)
+def test_unusable_inputs_exit_2_naming_the_file(tmp_path, content, message):
+    bad = tmp_path / ("bad.csv" if b"," in content else "bad.jsonl")
+    bad.write_bytes(content)
+    res = runner.invoke(app, ["scan", str(bad), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert str(bad.name) in res.output and message in res.output.lower()
+
+
+def test_missing_file_and_rules_test_command(tmp_path):
+    res = runner.invoke(app, ["scan", str(tmp_path / "nope.jsonl")])
+    assert res.exit_code == 2 and "not found" in res.output
+    res = runner.invoke(app, ["rules", "test"])
+    assert res.exit_code == 0 and "0 failed" in res.output
