@@ -126,6 +126,8 @@ _QUOTES = '"\u201c\u201d\u201e\u00ab\u00bb\u300c\u300d\u300e\u300f\uff02'
 _CODE_CHARS = "{};<>[]`|"
 _MATH_CHARS = "=+^$\u221a\u2211\u222b\u03c0\u2264\u2265\u00b1\u00d7\u00f7\u2260\u2248"
 _SYM_MATH = 1 << 12  # symbol table: code chars count 1, math chars 1<<12 (views are < 4096 chars)
+_PK_LOWER_MASK = (1 << 21) - 1  # packed table layout (see _Tables.packed)
+_PK_KIND_SHIFT, _PK_QUOTE_SHIFT, _PK_CODE_SHIFT, _PK_MATH_SHIFT = 21, 23, 24, 25
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ class _Tables:
     digit: np.ndarray  # bool: decimal digits (token starts with one -> a number)
     script: np.ndarray  # uint8: index into SCRIPTS (0 = not a letter)
     symbol: np.ndarray  # int32: code/math symbol weights
+    packed: np.ndarray  # uint32: token_lower | kind << 21 | quote << 23 | code << 24 | math << 25
 
 
 def _build_tables() -> _Tables:
@@ -173,7 +176,15 @@ def _build_tables() -> _Tables:
     symbol[[ord(c) for c in _CODE_CHARS]] = 1
     symbol[[ord(c) for c in _MATH_CHARS]] = _SYM_MATH
     token_lower = np.where(kind > 0, lower, 0).astype(np.uint32)
-    return _Tables(kind, lower, token_lower, space, quote, digit, script, symbol)
+    # one gather per character instead of four: every per-character field in one word
+    packed = (
+        token_lower
+        | (kind.astype(np.uint32) << np.uint32(_PK_KIND_SHIFT))
+        | (quote.astype(np.uint32) << np.uint32(_PK_QUOTE_SHIFT))
+        | ((symbol == 1).astype(np.uint32) << np.uint32(_PK_CODE_SHIFT))
+        | ((symbol == _SYM_MATH).astype(np.uint32) << np.uint32(_PK_MATH_SHIFT))
+    )
+    return _Tables(kind, lower, token_lower, space, quote, digit, script, symbol, packed)
 
 
 _tables_lock = threading.Lock()
@@ -232,7 +243,9 @@ class _Tokens:
     seg_len: np.ndarray  # int64 per segment
 
 
-def _tokenize(texts: Sequence[str], want_quotes: bool = False) -> _Tokens:
+def _tokenize(texts: Sequence[str], want_quotes: bool | int = False) -> _Tokens:
+    """Tokenize ``texts``; ``want_quotes`` (True, or the number of leading segments that need it)
+    marks tokens inside closed double-quoted spans (``quoted`` is only meaningful for those segments)."""
     t = _get_tables()
     n = len(texts)
     seg_len = np.fromiter(map(len, texts), np.int64, n)
@@ -243,7 +256,8 @@ def _tokenize(texts: Sequence[str], want_quotes: bool = False) -> _Tokens:
     seg_start += 1  # a leading separator: no token starts at character 0
     joined = "\x00" + "\x00".join(texts) + "\x00"
     cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32)
-    kind = t.kind[cp]
+    pk = np.take(t.packed, cp)  # one table lookup per character
+    kind = (pk >> np.uint32(_PK_KIND_SHIFT)).astype(np.uint8) & np.uint8(3)
     cont = kind == _KIND_WORD
     joins_prev = cont[1:] & cont[:-1]  # char i+1 continues the word of char i
     np.logical_not(joins_prev, out=joins_prev)
@@ -254,28 +268,49 @@ def _tokenize(texts: Sequence[str], want_quotes: bool = False) -> _Tokens:
     end[:-1] &= joins_prev
     S = np.flatnonzero(start)
     E = np.flatnonzero(end) + 1
-    low = t.token_lower[cp]
+    low = pk & np.uint32(_PK_LOWER_MASK)
     fwd, inv = _powers(len(cp))
     if len(S):
         # sum_i low[i] * BASE**i over each token (non-token characters are 0), shifted to position 0
-        raw = np.add.reduceat(low.astype(np.uint64) * fwd[: len(cp)], S) * inv[S]
+        # as prefix sums (mod 2**64, so identical to summing each token): cheaper than reduceat
+        prod = np.multiply(low, fwd[: len(cp)], dtype=np.uint64)
+        np.cumsum(prod, out=prod)
+        raw = prod[E - 1] - prod[S - 1]  # S >= 1: character 0 is a separator
+        raw *= inv[S]
     else:
         raw = np.zeros(0, np.uint64)
     hashes = _mix64(raw)
     lo = np.searchsorted(S, seg_start)
     hi = np.searchsorted(S, seg_start + seg_len)
     row = np.repeat(np.arange(n, dtype=np.int64), hi - lo)
-    symbols = np.add.reduceat(t.symbol[cp], np.minimum(seg_start, len(cp) - 1)) if n else np.zeros(0, np.int32)
-    symbols = np.where(seg_len > 0, symbols, 0)  # reduceat of an empty segment returns one element
+    # code / math characters are sparse: count them per segment from their positions
+    flags = pk >> np.uint32(_PK_QUOTE_SHIFT)  # bit 0 quote, bit 1 code, bit 2 math
+    marked = np.flatnonzero(flags != 0)
+    symbols = np.zeros(n, np.int32)
+    if n and len(marked):
+        mflags = flags[marked]
+        code_pos = marked[(mflags & np.uint32(2)) != 0]
+        math_pos = marked[(mflags & np.uint32(4)) != 0]
+        # a character inside segment i lies in [seg_start[i], seg_start[i] + seg_len[i]); separators are unmarked
+        if len(code_pos):
+            symbols += np.bincount(np.searchsorted(seg_start, code_pos, "right") - 1, minlength=n).astype(np.int32)
+        if len(math_pos):
+            symbols += np.int32(_SYM_MATH) * np.bincount(
+                np.searchsorted(seg_start, math_pos, "right") - 1, minlength=n
+            ).astype(np.int32)
     quoted = None
     if want_quotes:
-        qpos = np.flatnonzero(t.quote[cp])
+        qpos = marked[(flags[marked] & np.uint32(1)) != 0] if len(marked) else marked
         if len(qpos):
-            before_tok = np.searchsorted(qpos, S)
-            before_seg = np.searchsorted(qpos, seg_start)[row]
-            after_seg = np.searchsorted(qpos, seg_start + seg_len)[row]
+            m = len(S) if want_quotes is True else int(hi[min(int(want_quotes), n) - 1]) if n else 0
+            Sq = S[:m]
+            rq = row[:m]
+            before_tok = np.searchsorted(qpos, Sq)
+            before_seg = np.searchsorted(qpos, seg_start)[rq]
+            after_seg = np.searchsorted(qpos, seg_start + seg_len)[rq]
             k = before_tok - before_seg
-            quoted = (k & 1).astype(bool) & (before_tok < after_seg)  # an opened span that closes
+            quoted = np.zeros(len(S), bool)
+            quoted[:m] = (k & 1).astype(bool) & (before_tok < after_seg)  # an opened span that closes
         else:
             quoted = np.zeros(len(S), bool)
     return _Tokens(hashes, lo, hi, row, low[S], E - S, quoted, symbols, seg_start, seg_len)
@@ -379,6 +414,60 @@ def prompt_hash(text: str) -> int:
 
 
 def _prompt_hashes(texts: Sequence[str]) -> list[int]:
+    out = np.zeros(len(texts), np.uint64)
+    ascii_idx = [i for i, x in enumerate(texts) if x.isascii()]  # str.isascii is O(1)
+    if len(ascii_idx) == len(texts):
+        out[:] = _prompt_hashes_ascii(texts)
+    else:
+        other_idx = [i for i, x in enumerate(texts) if not x.isascii()]
+        if ascii_idx:
+            out[ascii_idx] = _prompt_hashes_ascii([texts[i] for i in ascii_idx])
+        out[other_idx] = _prompt_hashes_general([texts[i] for i in other_idx])
+    return out.view(np.int64).tolist()
+
+
+_ASCII_NORM: np.ndarray | None = None  # uint8: ASCII code -> lowercased, whitespace -> 0x20
+_ASCII_SPACE: np.ndarray | None = None
+
+
+def _prompt_hashes_ascii(texts: Sequence[str]) -> np.ndarray:
+    """Same values as :func:`_prompt_hashes_general` for ASCII-only texts, on bytes instead of code points."""
+    global _ASCII_NORM, _ASCII_SPACE
+    if _ASCII_NORM is None:
+        t = _get_tables()
+        space = t.space[:128].copy()
+        _ASCII_NORM = np.where(space, 32, t.lower[:128]).astype(np.uint8)
+        _ASCII_SPACE = space
+    norm_t, space_t = _ASCII_NORM, _ASCII_SPACE
+    out = np.zeros(len(texts), np.uint64)
+    hash_ = xxhash.xxh64_intdigest
+    for first in range(0, len(texts), 2048):
+        part = texts[first : first + 2048]
+        n = len(part)
+        joined = "\x00".join(part) + "\x00"  # a separator after every segment
+        raw = np.frombuffer(joined.encode("ascii"), np.uint8)
+        seg_len = np.fromiter(map(len, part), np.int64, n)
+        seg_start = np.zeros(n, np.int64)
+        np.cumsum(seg_len[:-1] + 1, out=seg_start[1:])
+        ws = np.take(space_t, raw)
+        keep = np.ones(len(raw), bool)
+        np.logical_not(ws[1:] & ws[:-1], out=keep[1:])  # a whitespace run keeps its first character
+        norm = np.take(norm_t, raw)[keep]
+        new_pos = np.cumsum(keep, dtype=np.int64)
+        new_pos -= 1  # index in ``norm`` of each kept character
+        # the first character of a segment and every separator follow a non-whitespace character: kept
+        a = new_pos[seg_start]
+        b = new_pos[seg_start + seg_len]
+        # strip: after folding, at most one space at each end (norm[b] is a separator, so indices are valid)
+        a += (a < b) & (norm[a] == 32)
+        b -= (a < b) & (norm[np.maximum(b - 1, 0)] == 32)
+        buf = norm.astype(np.uint32)  # UTF-32-LE of ASCII: the code unit widened
+        mv = memoryview(buf).cast("B")
+        out[first : first + n] = [hash_(mv[4 * x : 4 * y], PROMPT_HASH_SEED) for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+    return out
+
+
+def _prompt_hashes_general(texts: Sequence[str]) -> np.ndarray:
     t = _get_tables()
     out: list[int] = []
     hash_ = xxhash.xxh64_intdigest
@@ -403,7 +492,7 @@ def _prompt_hashes(texts: Sequence[str]) -> list[int]:
         b = np.where(nonempty, new_pos[solid[np.maximum(i_last, 0)]] + 1 if len(solid) else 0, 0)
         mv = memoryview(norm.tobytes())
         out.extend(hash_(mv[4 * x : 4 * y], PROMPT_HASH_SEED) for x, y in zip(a.tolist(), b.tolist(), strict=True))
-    return np.array(out, dtype=np.uint64).view(np.int64).tolist()
+    return np.array(out, dtype=np.uint64)
 
 
 _NUM_MARK = np.uint64(0x4E554D)  # placeholder token for a number
@@ -771,7 +860,7 @@ def _measure_chunk(prompts: list[str], completions: list[str], index) -> dict[st
     n = len(prompts)
     pv = [_view(p, VIEW_HEAD, VIEW_TAIL) for p in prompts]
     cv = [_view(c, COMPLETION_HEAD, COMPLETION_TAIL) for c in completions]
-    tok = _tokenize(pv + cv, want_quotes=True)
+    tok = _tokenize(pv + cv, want_quotes=max(n, 1))  # quotes matter in prompts only
     m = _match(tok)
     rules = _lexicon.RULES
     prompt_flags = {name: m.rule(clauses)[:n] for name, clauses in rules.items() if not name.startswith("completion")}
