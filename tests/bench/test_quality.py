@@ -4,7 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distillguard.bench.quality import baseline_scores, evaluate_scan, markdown_table, recall_at_fpr
+from distillguard.bench.quality import (
+    baseline_scores,
+    detection_delay,
+    evaluate_scan,
+    markdown_table,
+    recall_at_fpr,
+    replay_schedule,
+)
 
 
 def test_recall_at_fpr_respects_the_false_positive_budget():
@@ -43,3 +50,35 @@ def test_volume_baseline_ranks_heavy_accounts_first():
     frame = _frame([0.0] * 3, [10.0, 100.0, 100000.0])
     z = baseline_scores(frame)["volume_z"]
     assert z[2] > z[1] > z[0]
+
+
+def test_replay_schedule_is_hourly_then_six_hourly():
+    cuts = replay_schedule(0.0, 4 * 86400.0)
+    assert cuts[:3] == [3600.0, 7200.0, 10800.0]
+    assert cuts[47] == 48 * 3600.0 and cuts[48] - cuts[47] == 6 * 3600.0
+    assert cuts[-1] >= 4 * 86400.0
+
+
+class _CountingModel:
+    """Flags an account once it has made 5 requests: enough to check the replay bookkeeping."""
+
+    def fit_population(self, frame):
+        return self
+
+    def score(self, frame):
+        return (frame["n_events"].to_numpy() >= 5).astype(float)
+
+
+def test_detection_delay_counts_exchanges_before_the_first_flag():
+    from distillguard.store.duckdb import DuckDBStore
+    from tests.factories import event_row, events_table
+
+    t0 = 1_700_000_000.0
+    rows = [event_row(i, account="attacker", ts=t0 + 600 * i) for i in range(60)]  # one every 10 min
+    rows += [event_row(i, account="quiet", ts=t0 + 7200 * i) for i in range(3)]
+    store = DuckDBStore(":memory:")
+    store.append("events", events_table(rows))
+    labels = {"attacker": {"is_attack": True, "campaign_id": "c1"}, "quiet": {"is_attack": False}}
+    out = detection_delay(store, _CountingModel(), 0.5, labels, {})
+    # the first hourly cut (t0 + 1h) sees 6 events (t0 .. t0+50min): flagged there, 6 harvested before
+    assert out["c1"] == {"exchanges": 60, "harvested_before_flag": 6, "share": 0.1, "detected": True}
