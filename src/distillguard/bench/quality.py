@@ -68,8 +68,13 @@ def score_metrics(y: np.ndarray, scores: np.ndarray, flagged: np.ndarray) -> dic
     }
 
 
-def evaluate_scan(frame: pd.DataFrame, labels: dict[str, dict], threshold: float) -> dict[str, Any]:
-    """Metrics of distillguard and the baselines on one scanned scenario."""
+def evaluate_scan(
+    frame: pd.DataFrame, labels: dict[str, dict], threshold: float, text_scores: dict[str, dict[str, float]] | None = None
+) -> dict[str, Any]:
+    """Metrics of distillguard and the baselines on one scanned scenario.
+
+    ``text_scores``: per text baseline (PRADA, MMD) a score per account, computed from the raw prompts.
+    """
     ids = [str(a) for a in frame.index]
     y = np.array([1 if labels.get(a, {}).get("is_attack") else 0 for a in ids])
     scores = frame["score"].to_numpy()
@@ -78,6 +83,9 @@ def evaluate_scan(frame: pd.DataFrame, labels: dict[str, dict], threshold: float
     for name, base in baseline_scores(frame).items():
         base_flag = base >= (1.0 if name == "rate_limit" else 3.0)
         result[name] = score_metrics(y, base, base_flag)
+    for name, by_account in (text_scores or {}).items():
+        base = np.array([by_account.get(a, 0.0) for a in ids])
+        result[name] = score_metrics(y, base, base >= (0.1 if name == "prada" else np.inf))
     campaigns: dict[str, bool] = defaultdict(bool)
     hard_negatives: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for a, f in zip(ids, flagged):
@@ -148,6 +156,7 @@ def run_quality_bench(
     corpora: str | None = "bundled",
     model_path: str | None = None,
     replay: bool = True,
+    text_baselines: bool = True,
     on_stage: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Simulate, scan and score each scenario; write ``results.json``, ``results.md`` and ``roc.png``."""
@@ -167,7 +176,8 @@ def run_quality_bench(
         t0 = time.perf_counter()
         result = run_scan([sim.traffic], workdir / name / "scan", ScanOptions(accounts_path=str(sim.accounts_file), model_path=model_path))
         seconds = time.perf_counter() - t0
-        metrics = evaluate_scan(result.features, labels, result.summary.threshold)
+        text_scores = _text_baseline_scores(name, seed, corpora, scale) if text_baselines else None
+        metrics = evaluate_scan(result.features, labels, result.summary.threshold, text_scores)
         if replay:
             stage(f"{name}: replaying hour by hour")
             event_campaigns = _event_campaigns(sim.event_labels)
@@ -186,6 +196,19 @@ def run_quality_bench(
     return rows
 
 
+def _text_baseline_scores(name: str, seed: int, corpora: str | None, scale: float) -> dict[str, dict[str, float]]:
+    """PRADA and MMD scores per account, from the scenario's prompts (regenerated: same seed, same text)."""
+    from distillguard.bench.baselines import collect_prompts, text_baselines
+    from distillguard.simulate import generate_events
+
+    prompts = collect_prompts(generate_events(name, seed=seed, corpora=corpora, scale=scale))
+    scores = {}
+    for baseline in text_baselines():
+        baseline.fit(prompts)
+        scores[baseline.name] = baseline.score(prompts)
+    return scores
+
+
 def _event_campaigns(path: Path | None) -> dict[str, str]:
     if path is None or not Path(path).exists():
         return {}
@@ -193,6 +216,10 @@ def _event_campaigns(path: Path | None) -> dict[str, str]:
 
     with gzip.open(path, "rb") as fh:
         return {row["event_id"]: row["campaign_id"] for row in map(json.loads, fh)}
+
+
+def _auc(row: dict[str, Any], name: str) -> str:
+    return f"{row[name]['auc']:.3f}" if name in row else "n/a"
 
 
 def _pct(x: float) -> str:
@@ -203,7 +230,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The results as the markdown table kept in docs/benchmarks.md."""
     head = (
         "| scenario | events | accounts (attack) | AUC | recall @0.1% FPR | recall @1% FPR | recall / FPR at threshold "
-        "| campaign recall | max harvested before flag | hard-negative FP | volume z AUC | rate-limit recall | events/s |\n|" + "---|" * 13 + "\n"
+        "| campaign recall | max harvested before flag | hard-negative FP | volume z AUC | rate-limit recall | PRADA AUC | MMD AUC | events/s |\n|" + "---|" * 15 + "\n"
     )
     lines = []
     for r in rows:
@@ -215,7 +242,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"| {_pct(d['recall_at_0.1pct_fpr'])} | {_pct(d['recall_at_1pct_fpr'])} "
             f"| {_pct(d['recall_at_threshold'])} / {_pct(d['fpr_at_threshold'])} | {_pct(r['campaign_recall'])} "
             f"| {_pct(r.get('max_harvested_share_before_flag', float('nan')))} | {hn_text} "
-            f"| {r['volume_z']['auc']:.3f} | {_pct(r['rate_limit']['recall_at_threshold'])} | {r['events_per_s']:,} |"
+            f"| {r['volume_z']['auc']:.3f} | {_pct(r['rate_limit']['recall_at_threshold'])} "
+            f"| {_auc(r, 'prada')} | {_auc(r, 'mmd')} | {r['events_per_s']:,} |"
         )
     return head + "\n".join(lines) + "\n"
 
