@@ -274,6 +274,8 @@ def bench_quality(
     scale: Annotated[float, typer.Option(help="Scale every scenario (0.1 for a quick smoke run).")] = 1.0,
     corpora: Annotated[Optional[str], typer.Option(help="Corpora directory, or 'bundled'.")] = "bundled",
     model: Annotated[Optional[Path], typer.Option(help="Model file (default: the shipped one).")] = None,
+    markdown: Annotated[Optional[Path], typer.Option(help="Also write the table as a markdown page (e.g. docs/benchmarks.md).")] = None,
+    replay: Annotated[bool, typer.Option(help="Replay each scenario hour by hour to measure exchanges harvested before the first flag.")] = True,
 ) -> None:
     """Per-scenario ROC AUC, recall at 0.1%/1% FPR, campaign recall, hard-negative FPs, beside baselines."""
     from distillguard.bench.quality import run_quality_bench
@@ -286,13 +288,17 @@ def bench_quality(
     try:
         rows = run_quality_bench(
             workdir, names, seed=seed, scale=scale, corpora=corpora, model_path=str(model) if model else None,
-            on_stage=lambda s: console.print(f"[dim]{s}…[/]"),
+            replay=replay, on_stage=lambda s: console.print(f"[dim]{s}…[/]"),
         )  # fmt: skip
     except DistillguardError as exc:
         _fail(exc)
-    from distillguard.bench.quality import markdown_table
+    from distillguard.bench.quality import benchmark_page, markdown_table
 
     out_console.print(markdown_table(rows))
+    if markdown:
+        command = " ".join(["distillguard bench quality", *(scenarios or []), f"--seed {seed}", f"--scale {scale}", f"--corpora {corpora}"])
+        markdown.write_text(benchmark_page(rows, command))
+        out_console.print(f"markdown page: {markdown}")
     out_console.print(f"results: {workdir / 'results.json'}, {workdir / 'results.md'}, {workdir / 'roc.png'}")
 
 

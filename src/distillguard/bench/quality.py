@@ -236,7 +236,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         d, hn = r["distillguard"], r["hard_negative_fp"]
         worst = max(hn.items(), key=lambda kv: kv[1]["rate"]) if hn else None
-        hn_text = f"max {_pct(worst[1]['rate'])} ({worst[0]})" if worst else "n/a"
+        n_hn = sum(v["accounts"] for v in hn.values())
+        hn_text = f"{_pct(worst[1]['rate'])} ({worst[0]})" if worst and worst[1]["flagged"] else f"0 of {n_hn}"
         lines.append(
             f"| {r['scenario']} | {r['events']:,} | {r['accounts']} ({r['attack_accounts']}) | {d['auc']:.4f} "
             f"| {_pct(d['recall_at_0.1pct_fpr'])} | {_pct(d['recall_at_1pct_fpr'])} "
@@ -246,6 +247,31 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"| {_auc(r, 'prada')} | {_auc(r, 'mmd')} | {r['events_per_s']:,} |"
         )
     return head + "\n".join(lines) + "\n"
+
+
+def benchmark_page(rows: list[dict[str, Any]], command: str) -> str:
+    """docs/benchmarks.md: how the numbers were made, the table, and what it does not show."""
+    when = time.strftime("%Y-%m-%d", time.gmtime())
+    return f"""# Benchmark results
+
+Generated {when} by `{command} --markdown docs/benchmarks.md` (2-core machine; events/s is the whole
+scan of each scenario on a shared, noisy machine). Each scenario is the full benign population
+(chat users, app backends, batch pipelines, evaluation runs, synthetic-data developers, corporate
+NATs, resellers) plus the named campaign(s), simulated with a seed the shipped model never saw.
+
+* AUC and recall at fixed false-positive rates are account-level, over all accounts of the scenario.
+* "recall / FPR at threshold" uses the shipped model's operating point.
+* Campaign recall: a campaign counts as found when at least one of its accounts is flagged.
+* Max harvested before flag: the largest share of a campaign's exchanges made before its first flag,
+  replaying the scenario hour by hour (6-hourly after the first two days).
+* Hard-negative FP: the worst flagged share among hard-negative benign personas.
+* Baselines on the same accounts: volume z-score, a gateway rate limit (60 rpm / 2,000 per day),
+  PRADA-style query-distance normality, MMD window test on wordllama embeddings.
+
+{markdown_table(rows)}
+Caveat: these scenarios come from our own simulator; an evaluation set we do not have exists. A
+perfect score here says the simulated campaigns are separable, not that real ones are.
+"""
 
 
 def plot_roc(rows: list[dict[str, Any]], path: Path) -> None:
