@@ -58,7 +58,7 @@ def test_zero_flagged_prints_a_verdict():
     summary = ScanSummary(500, 40, 0, 0.8)
     print_summary([AccountFinding("acct-9", 0.42, False)], summary, console)
     text = console.export_text()
-    assert "No account flagged at threshold 0.80" in text
+    assert "No account was flagged at threshold 0.80" in text
     assert "Highest score: 0.420 (acct-9)" in text
 
 

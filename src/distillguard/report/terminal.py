@@ -7,6 +7,7 @@ Account ids, evidence titles and signal names are printed as
 Example:
     >>> from rich.console import Console
     >>> from distillguard.findings import AccountFinding, ScanSummary
+from distillguard.report.wording import fmt_compact, verdict
     >>> console = Console(record=True, width=100)
     >>> print_summary([AccountFinding("acct-7", 0.97, True, n_events=120)], ScanSummary(120, 1, 1, 0.8), console)  # doctest: +SKIP
     >>> "acct-7" in console.export_text()  # doctest: +SKIP
@@ -36,16 +37,12 @@ from rich.table import Table
 from rich.text import Text
 
 from distillguard.findings import AccountFinding, ScanSummary
+from distillguard.report.wording import fmt_compact, verdict
 
 ALERT = "bold #c2410c"
 MUTED = "grey50"
 
 
-def _compact(n: float) -> str:
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= limit:
-            return f"{n / limit:.3g}{suffix}"
-    return f"{n:,.0f}"
 
 
 def _top_reasons(finding: AccountFinding, n: int = 2) -> list[str]:
@@ -57,25 +54,6 @@ def _top_reasons(finding: AccountFinding, n: int = 2) -> list[str]:
     return [f"{s.name} (p{float(s.percentile):.1f})" for s in signals]
 
 
-def summary_verdict(findings: list[AccountFinding], summary: ScanSummary) -> str:
-    """One line for the end of a scan.
-
-    Example:
-        >>> summary_verdict([], ScanSummary(100, 10, 0, 0.8))
-        'No account flagged at threshold 0.80 (10 accounts, 100 events).'
-    """
-    if summary.n_flagged == 0:
-        return (
-            f"No account flagged at threshold {summary.threshold:.2f} "
-            f"({summary.n_accounts:,} accounts, {summary.n_events:,} events)."
-        )
-    clusters = {f.cluster_id for f in findings if f.flagged and f.cluster_id}
-    linked = f" in {len(clusters):,} linked group{'s' if len(clusters) != 1 else ''}" if clusters else ""
-    return (
-        f"{summary.n_flagged:,} of {summary.n_accounts:,} accounts flagged at threshold {summary.threshold:.2f}{linked}; "
-        f"~{summary.est_exchanges_harvested:,} exchanges and ~{_compact(summary.est_output_tokens_harvested)} "
-        f"output tokens harvested."
-    )
 
 
 def print_summary(
@@ -152,7 +130,7 @@ def print_summary(
         best = max(findings, key=lambda f: f.score)
         console.print(Text(f"Highest score: {best.score:.3f} ({best.account_id})", style=MUTED))
     style = ALERT if summary.n_flagged else "bold green"
-    console.print(Text(summary_verdict(findings, summary), style=style))
+    console.print(Text(verdict(findings, summary), style=style))
     if summary.quarantined:
         where = f" → {summary.quarantine_file}" if summary.quarantine_file else ""
         console.print(Text(f"{summary.quarantined:,} input lines quarantined{where}", style="yellow"))
@@ -165,7 +143,7 @@ class _EventRateColumn(ProgressColumn):
         speed = task.finished_speed or task.speed
         if speed is None:
             return Text("– ev/s", style=MUTED)
-        return Text(f"{_compact(speed)} ev/s", style="cyan")
+        return Text(f"{fmt_compact(speed)} ev/s", style="cyan")
 
 
 class ScanProgress:
