@@ -39,3 +39,12 @@ def test_redact_masks_contacts_secrets_and_truncates():
     out = redact(text, max_chars=120)
     assert "sk-abc" not in out and "a.b@c.org" not in out and "10.2.3.4" not in out and "https" not in out
     assert len(out) <= 120 and out.endswith("…")
+
+
+def test_hasher_pickles_with_its_secret_for_worker_processes():
+    import pickle
+
+    h = Hasher(b"k", is_demo=True)
+    clone = pickle.loads(pickle.dumps(h))
+    assert clone.hash("x") == h.hash("x") and clone.ip_prefix_hash("1.2.3.4") == h.ip_prefix_hash("1.2.3.4")
+    assert clone.is_demo

@@ -65,6 +65,7 @@ def scan(
     secret_file: Annotated[Optional[Path], typer.Option(help="File holding the hashing secret (else $DISTILLGUARD_SECRET).")] = None,
     keep_text: Annotated[bool, typer.Option(help="Also store raw prompt/completion text (off by default, for privacy).")] = False,
     store: Annotated[Optional[Path], typer.Option(help="DuckDB store file (default: OUT/distillguard.duckdb).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Ingest worker processes (default: one per CPU for large inputs; 1 = serial).")] = None,
     top: Annotated[int, typer.Option(help="Rows in the terminal table.")] = 20,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
     fail_on_flag: Annotated[bool, typer.Option(help="Exit 1 when any account is flagged.")] = False,
@@ -91,7 +92,7 @@ def scan(
             threshold=threshold, model_path=str(model) if model else None, rules_dirs=[str(r) for r in rules or []],
             fmt=fmt, mapping=str(mapping) if mapping else None, accounts_path=str(accounts) if accounts else None,
             secret_file=str(secret_file) if secret_file else None, keep_text=keep_text,
-            store_path=str(store) if store else None,
+            store_path=str(store) if store else None, workers=workers,
         )  # fmt: skip
         with progress_bar(None, "ingesting") as bar:
             result = run_scan(paths, out, options, on_progress=bar.advance, on_stage=lambda s: console.print(f"[dim]{s}…[/]"))

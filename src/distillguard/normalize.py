@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
 
 import pyarrow as pa
 
@@ -30,6 +32,13 @@ _PASSTHROUGH = (
     "logprobs", "top_logprobs", "seed", "reasoning_effort", "stream", "tools_count", "response_tool_calls",
 )  # fmt: skip
 _HASHED = (("api_key", "api_key_hash"), ("end_user", "end_user_hash"), ("ip", "ip_hash"), ("user_agent", "user_agent_hash"))
+_PASSTHROUGH_GET = itemgetter(*_PASSTHROUGH)
+#: Columns normalize_batch derives per event (besides the text measurements), in the order it builds them.
+_DERIVED = (
+    "api_key_hash", "end_user_hash", "ip_hash", "ip_prefix_hash", "user_agent_hash", "account_id", "latency_s", "ttft_s",
+    "n_messages", "n_user_turns", "n_assistant_turns", "has_system", "system_hash", "conversation_hash",
+)  # fmt: skip
+_EVENT_COLUMNS = frozenset(EVENT_SCHEMA.names)
 
 
 @dataclass
@@ -65,55 +74,80 @@ def account_key(account_id: str | None, api_key_hash: int | None, end_user_hash:
 
 def normalize_batch(raw: Sequence[RawEvent], hasher: Hasher, *, keep_text: bool = False) -> NormalizedBatch:
     """Turn reader output into rows of ``EVENT_SCHEMA`` (and ``TEXT_SCHEMA`` when ``keep_text``)."""
-    cols: dict[str, list] = {name: [] for name in EVENT_SCHEMA.names}
+    # Runs once per event: locals and per-row tuples transposed at the end, not a dict of lists per field.
+    n = len(raw)
+    hash_ = hasher.hash
+    prefix_hash = hasher.ip_prefix_hash
+    passthrough = _PASSTHROUGH_GET
+    pass_rows: list[tuple] = []
+    rows: list[tuple] = []  # one tuple per event, in _DERIVED order
     prompts: list[str] = []
     systems: list[str] = []
     completions: list[str | None] = []
+    add_pass, add_row = pass_rows.append, rows.append
+    add_prompt, add_system, add_completion = prompts.append, systems.append, completions.append
     for ev in raw:
         get = ev.get
-        for name in _PASSTHROUGH:
-            cols[name].append(get(name))
-        for src, dst in _HASHED:
-            cols[dst].append(hasher.hash(get(src)))
-        cols["ip_prefix_hash"].append(hasher.ip_prefix_hash(get("ip")))
-        cols["account_id"].append(account_key(get("account_id"), cols["api_key_hash"][-1], cols["end_user_hash"][-1]))
+        try:
+            add_pass(passthrough(ev))
+        except KeyError:  # a reader (or caller) that leaves fields out
+            add_pass(tuple(map(get, _PASSTHROUGH)))
+        api_key_hash = hash_(get("api_key"))
+        end_user_hash = hash_(get("end_user"))
+        ip = get("ip")
+        account_id = get("account_id")
         ts, end_ts, first = get("ts"), get("end_ts"), get("first_token_ts")
-        cols["latency_s"].append(end_ts - ts if end_ts is not None and ts is not None else None)
-        cols["ttft_s"].append(first - ts if first is not None and ts is not None else None)
 
         user_texts, system_text, n_assistant = [], "", 0
         messages = get("messages") or []
         for m in messages:
             role = m.get("role")
             if role == "user":
-                user_texts.append(message_text(m.get("content")))
+                content = m.get("content")
+                user_texts.append(content if type(content) is str else message_text(content))
             elif role == "assistant":
                 n_assistant += 1
-            elif role in ("system", "developer") and not system_text:
-                system_text = message_text(m.get("content"))
-        prompt = user_texts[-1] if user_texts else ""
-        cols["n_messages"].append(len(messages))
-        cols["n_user_turns"].append(len(user_texts))
-        cols["n_assistant_turns"].append(n_assistant)
-        cols["has_system"].append(bool(system_text))
-        cols["system_hash"].append(hasher.hash("sys:" + system_text[:2000]) if system_text else None)
-        cols["conversation_hash"].append(hasher.hash("conv:" + user_texts[0][:500]) if user_texts else None)
-        prompts.append(prompt)
-        systems.append(system_text)
-        completions.append(get("completion_text"))
+            elif not system_text and role in ("system", "developer"):
+                content = m.get("content")
+                system_text = content if type(content) is str else message_text(content)
+        add_row((
+            api_key_hash,
+            end_user_hash,
+            hash_(ip),
+            prefix_hash(ip),
+            hash_(get("user_agent")),
+            str(account_id) if account_id else account_key(None, api_key_hash, end_user_hash),
+            end_ts - ts if end_ts is not None and ts is not None else None,
+            first - ts if first is not None and ts is not None else None,
+            len(messages),
+            len(user_texts),
+            n_assistant,
+            bool(system_text),
+            hash_("sys:" + system_text[:2000]) if system_text else None,
+            hash_("conv:" + user_texts[0][:500]) if user_texts else None,
+        ))  # fmt: skip
+        add_prompt(user_texts[-1] if user_texts else "")
+        add_system(system_text)
+        add_completion(get("completion_text"))
 
+    cols: dict[str, Any] = {}
+    if n:
+        cols.update(zip(_PASSTHROUGH, map(list, zip(*pass_rows))))
+        cols.update(zip(_DERIVED, map(list, zip(*rows))))
+    else:
+        cols.update((name, []) for name in _PASSTHROUGH + _DERIVED)
     measured = measure_texts(prompts, completions)
     for name, values in measured.items():
-        if name in cols:
+        if name in _EVENT_COLUMNS:
             cols[name] = values
-    events = pa.table(cols, schema=EVENT_SCHEMA)
+    events = pa.table({name: cols.get(name, [None] * n) for name in EVENT_SCHEMA.names}, schema=EVENT_SCHEMA)
     texts = None
     if keep_text:
         texts = pa.table(
             {"event_id": cols["event_id"], "prompt_text": prompts, "system_text": systems, "completion_text": completions},
             schema=TEXT_SCHEMA,
         )
-    excerpts = [(a, e, t, p) for a, e, t, p in zip(cols["account_id"], cols["event_id"], cols["ts"], prompts)]
+    excerpts = list(zip(cols["account_id"], cols["event_id"], cols["ts"], prompts))
     return NormalizedBatch(events, texts, excerpts)
 
 
@@ -139,9 +173,36 @@ class ExcerptKeeper:
                 kept[account] = kept.get(account, 0) + 1
                 self._rows.append({"account_id": account, "event_id": event_id, "ts": ts, "prompt_excerpt": redact(prompt)})
 
+    def offer_redacted(self, candidates: Sequence[tuple[str, str, float, str]]) -> None:
+        """Like :meth:`offer`, for rows already filtered and redacted by :func:`excerpt_candidates`."""
+        kept = self._kept
+        for account, event_id, ts, excerpt in candidates:
+            if kept.get(account, 0) < self.per_account:
+                kept[account] = kept.get(account, 0) + 1
+                self._rows.append({"account_id": account, "event_id": event_id, "ts": ts, "prompt_excerpt": excerpt})
+
     def rows(self) -> list[dict]:
         return self._rows
 
     def drain(self) -> list[dict]:
         rows, self._rows = self._rows, []
         return rows
+
+
+def excerpt_candidates(
+    excerpts: Sequence[tuple[str, str, float, str]], per_account: int
+) -> list[tuple[str, str, float, str]]:
+    """The excerpts of one batch an :class:`ExcerptKeeper` could keep, redacted.
+
+    The first ``per_account`` non-blank prompts of each account in the batch:
+    a superset of what the keeper takes from it, whatever it kept before, so
+    worker processes can filter and redact and ship only these.
+    ``keeper.offer_redacted(excerpt_candidates(x, n))`` keeps what ``keeper.offer(x)`` would.
+    """
+    seen: dict[str, int] = {}
+    out = []
+    for account, event_id, ts, prompt in excerpts:
+        if seen.get(account, 0) < per_account and prompt.strip():
+            seen[account] = seen.get(account, 0) + 1
+            out.append((account, event_id, ts, redact(prompt)))
+    return out

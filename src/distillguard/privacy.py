@@ -44,6 +44,13 @@ class Hasher:
         self.hash = lru_cache(maxsize=1 << 18)(self._hash)
         self.ip_prefix_hash = lru_cache(maxsize=1 << 16)(self._ip_prefix_hash)
 
+    def __reduce__(self):
+        # Pickled for ingest worker processes (through their start-up pipe only); the caches are rebuilt.
+        return (Hasher, (self._secret,), {"is_demo": self.is_demo})
+
+    def __setstate__(self, state: dict) -> None:
+        self.is_demo = state["is_demo"]
+
     @classmethod
     def from_config(cls, secret_file: str | Path | None = None) -> Hasher:
         """The secret from ``secret_file``, else ``$DISTILLGUARD_SECRET``, else the demo secret."""

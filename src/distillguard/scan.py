@@ -43,6 +43,7 @@ class ScanOptions:
     keep_text: bool = False
     store_path: str | None = None  # default: <out>/distillguard.duckdb
     batch_size: int = 20_000
+    workers: int | None = None  # ingest processes; None: one per CPU for large inputs
     max_signals: int = 8
 
 
@@ -78,7 +79,8 @@ def run_scan(
     stage("ingest")
     report = ingest_files(
         paths, store, hasher, fmt=options.fmt, mapping=options.mapping, keep_text=options.keep_text,
-        quarantine_path=out / "quarantine.jsonl", batch_size=options.batch_size, on_progress=on_progress,
+        quarantine_path=out / "quarantine.jsonl", batch_size=options.batch_size, workers=options.workers,
+        on_progress=on_progress,
     )  # fmt: skip
     if options.accounts_path:
         report.accounts = ingest_accounts(options.accounts_path, store, hasher, out / "quarantine.jsonl")

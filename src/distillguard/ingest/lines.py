@@ -172,10 +172,24 @@ def iter_json_objects(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any]] 
         except orjson.JSONDecodeError as e:
             yield quarantine(path, line_no, None, f"not valid JSON: {e}", raw)
             continue
-        if not isinstance(obj, dict):
+        if type(obj) is not dict:
             yield quarantine(path, line_no, None, f"expected a JSON object, got {type(obj).__name__}", raw)
             continue
         yield line_no, raw, obj
+
+
+def json_object(path: Path | str, line_no: int, raw: bytes) -> dict[str, Any] | Quarantined:
+    """One line from :func:`iter_lines` as a JSON object, else its Quarantined (as :func:`iter_json_objects`).
+
+    For readers that parse lines handed to them in batches (the parallel ingest path).
+    """
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        return quarantine(path, line_no, None, f"not valid JSON: {e}", raw)
+    if type(obj) is not dict:
+        return quarantine(path, line_no, None, f"expected a JSON object, got {type(obj).__name__}", raw)
+    return obj
 
 
 def first_json_object(path: Path) -> Any:

@@ -28,6 +28,7 @@ from distillguard.ingest.lines import (
     describe,
     epoch_seconds,
     iter_json_objects,
+    json_object,
     line_id,
     quarantine,
     str_field,
@@ -92,6 +93,27 @@ class LiteLLMReader(Reader):
                 yield litellm_event(record, raw, source_file, line_no)
             except FieldError as e:
                 yield quarantine(path, line_no, e.field, e.reason, raw)
+
+    def parse_lines(self, path: Path, lines: list[tuple[int, bytes]]) -> list[RawEvent | Quarantined]:
+        """What :meth:`read` yields for these ``(line_no, raw)`` lines of ``path`` (from ``iter_lines``), in order.
+
+        Lets the pipeline split a file's lines across worker processes; results
+        are identical to :meth:`read` line for line.
+        """
+        path = Path(path)
+        source_file = str(path)
+        out: list[RawEvent | Quarantined] = []
+        append = out.append
+        for line_no, raw in lines:
+            record = json_object(path, line_no, raw)
+            if type(record) is not dict:
+                append(record)  # type: ignore[arg-type]
+                continue
+            try:
+                append(litellm_event(record, raw, source_file, line_no))  # type: ignore[arg-type]
+            except FieldError as e:
+                append(quarantine(path, line_no, e.field, e.reason, raw))
+        return out
 
 
 def _block(record: dict[str, Any], key: str, field: str) -> dict[str, Any]:

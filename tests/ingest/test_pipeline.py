@@ -1,0 +1,106 @@
+"""ingest_files: the worker-process path stores exactly what the serial path stores."""
+
+from __future__ import annotations
+
+import gzip
+
+import orjson
+import pytest
+
+from distillguard.ingest import pipeline
+from distillguard.ingest.pipeline import ingest_files
+from distillguard.ingest.writers import write_events
+from distillguard.privacy import Hasher
+from distillguard.store.duckdb import DuckDBStore
+
+from .factories import litellm_record, make_event, truncate_gzip
+
+GARBAGE = [
+    b"this is not json",
+    b"[1, 2, 3]",
+    b'{"startTime": "abc", "model_parameters": {}, "id": "bad-ts"}',
+    b"   ",  # blank: skipped, not quarantined
+    b'{"id": "cut-off", "startTime": 1700000000.0, "messages": [',
+]
+
+
+def _input(tmp_path, name="mixed.jsonl"):
+    """~250 LiteLLM lines with repeated ids, varied text, and malformed lines in the middle and at the end."""
+    events = [make_event(i) for i in range(240)]
+    events += [make_event(i, completion_text=None) for i in range(5)]  # repeats of stored ids
+    for i, ev in enumerate(events):
+        if i % 7 == 0:
+            ev["messages"] = [{"role": "user", "content": f"Contact me at user{i}@example.com, question {i}?"}]
+        if i % 11 == 0:
+            ev["messages"] = []  # blank prompt: never an excerpt
+    src = tmp_path / "events.jsonl"
+    write_events(events, src, fmt="litellm")
+    lines = src.read_bytes().splitlines()
+    for k, bad in enumerate(GARBAGE):  # some in the middle...
+        lines.insert(17 + 37 * k, bad)
+    lines += GARBAGE[:3]  # ...and some at the end
+    path = tmp_path / name
+    data = b"\n".join(lines) + b"\n"
+    path.write_bytes(gzip.compress(data, mtime=0) if name.endswith(".gz") else data)
+    return path
+
+
+def _run(tmp_path, paths, workers, tag, **kwargs):
+    out = tmp_path / f"out-{tag}"
+    store = DuckDBStore(out / "dg.duckdb")
+    report = ingest_files(
+        paths, store, Hasher(b"test-secret"), quarantine_path=out / "quarantine.jsonl", workers=workers, **kwargs
+    )
+    tables = {
+        name: store.query(f"SELECT * FROM {name} ORDER BY event_id").to_pylist() for name in ("events", "samples", "texts")
+    }
+    quarantine = (out / "quarantine.jsonl").read_bytes() if (out / "quarantine.jsonl").exists() else b""
+    store.close()
+    return report, tables, quarantine
+
+
+def _summary(report):
+    return (
+        [(f.path, f.format, f.events, f.inserted, f.quarantined) for f in report.files],
+        report.quarantine_examples,
+    )
+
+
+@pytest.mark.parametrize("keep_text", [False, True])
+def test_two_workers_store_exactly_what_one_stores(tmp_path, monkeypatch, keep_text):
+    monkeypatch.setattr(pipeline, "CHUNK_LINES", 9)  # many small tasks, results arriving out of order
+    paths = [_input(tmp_path), _input(tmp_path, "mixed.jsonl.gz")]
+    serial = _run(tmp_path, paths, 1, "serial", batch_size=40, keep_text=keep_text)
+    parallel = _run(tmp_path, paths, 2, "parallel", batch_size=40, keep_text=keep_text)
+    assert serial[0].workers == 1 and parallel[0].workers == 2
+    assert _summary(parallel[0]) == _summary(serial[0])
+    assert parallel[1] == serial[1]
+    assert parallel[2] == serial[2]
+    # the input really has what the test is about
+    report, tables, quarantine = serial
+    assert report.quarantined == 2 * 7 and quarantine.count(b"\n") == 14
+    assert report.files[0].inserted == 240 and report.files[1].inserted == 0  # second file: all duplicates
+    assert len(tables["samples"]) == 15 and any("<email>" in s["prompt_excerpt"] for s in tables["samples"])
+    assert bool(tables["texts"]) == keep_text
+    assert {"read", "normalize", "store", "wait"} <= set(parallel[0].timings_s)
+
+
+def test_truncated_gzip_and_mixed_formats_with_workers(tmp_path):
+    gz = truncate_gzip(_input(tmp_path, "cut.jsonl.gz"), keep_fraction=0.5)
+    other = tmp_path / "openai.jsonl"  # a format without parse_lines: read in the main process
+    write_events([make_event(1000 + i) for i in range(5)], other, fmt="openai")
+    single = tmp_path / "one.jsonl"
+    single.write_bytes(orjson.dumps(litellm_record()) + b"\n")
+    serial = _run(tmp_path, [gz, other, single], 1, "serial")
+    parallel = _run(tmp_path, [gz, other, single], 2, "parallel")
+    assert _summary(parallel[0]) == _summary(serial[0])
+    assert parallel[1:] == serial[1:]
+    assert "truncated or corrupt" in serial[2].decode()
+    assert [f.format for f in serial[0].files] == ["litellm", "openai", "litellm"]
+
+
+def test_default_workers_stay_in_process_for_small_inputs(tmp_path):
+    report, _, _ = _run(tmp_path, [_input(tmp_path)], None, "default")
+    assert report.workers == 1
+    with pytest.raises(ValueError, match="workers"):
+        ingest_files([], DuckDBStore(":memory:"), Hasher(b"k"), workers=0)
