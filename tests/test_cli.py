@@ -76,3 +76,22 @@ def test_missing_file_and_rules_test_command(tmp_path):
     assert res.exit_code == 2 and "not found" in res.output
     res = runner.invoke(app, ["rules", "test"])
     assert res.exit_code == 0 and "0 failed" in res.output
+
+
+def test_scan_links_campaign_accounts_into_clusters(small_sim, tmp_path):
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["scan", str(small_sim.traffic), "--accounts", str(small_sim.accounts_file), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    labels = {r["account_id"]: r for r in map(orjson.loads, small_sim.labels.read_bytes().splitlines())}
+    clusters = [orjson.loads(line) for line in (out / "clusters.jsonl").read_bytes().splitlines()]
+    flagged = [c for c in clusters if c["flagged"]]
+    assert flagged, "the planted campaigns form at least one flagged cluster"
+    for c in flagged:
+        assert c["bound"] and c["evidence"]
+        attack = sum(labels[a]["is_attack"] for a in c["account_ids"])
+        assert attack >= 0.8 * c["n_accounts"]
+    accounts = {a["account_id"]: a for a in map(orjson.loads, (out / "accounts.jsonl").read_bytes().splitlines())}
+    member = flagged[0]["account_ids"][0]
+    assert accounts[member]["cluster_id"] == flagged[0]["cluster_id"]
+    graph = orjson.loads((out / "graph.json").read_bytes())
+    assert graph["nodes"] and graph["edges"]

@@ -65,6 +65,7 @@ def scan(
     secret_file: Annotated[Optional[Path], typer.Option(help="File holding the hashing secret (else $DISTILLGUARD_SECRET).")] = None,
     keep_text: Annotated[bool, typer.Option(help="Also store raw prompt/completion text (off by default, for privacy).")] = False,
     store: Annotated[Optional[Path], typer.Option(help="DuckDB store file (default: OUT/distillguard.duckdb).")] = None,
+    link: Annotated[bool, typer.Option(help="Link accounts into campaign clusters (clusters.jsonl, graph.json).")] = True,
     workers: Annotated[Optional[int], typer.Option(help="Ingest worker processes (default: one per CPU for large inputs; 1 = serial).")] = None,
     top: Annotated[int, typer.Option(help="Rows in the terminal table.")] = 20,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
@@ -92,7 +93,7 @@ def scan(
             threshold=threshold, model_path=str(model) if model else None, rules_dirs=[str(r) for r in rules or []],
             fmt=fmt, mapping=str(mapping) if mapping else None, accounts_path=str(accounts) if accounts else None,
             secret_file=str(secret_file) if secret_file else None, keep_text=keep_text,
-            store_path=str(store) if store else None, workers=workers,
+            store_path=str(store) if store else None, workers=workers, link=link,
         )  # fmt: skip
         with progress_bar(None, "ingesting") as bar:
             result = run_scan(paths, out, options, on_progress=bar.advance, on_stage=lambda s: console.print(f"[dim]{s}…[/]"))
@@ -103,7 +104,8 @@ def scan(
             top_ids = [f.account_id for f in result.findings[:50]]
             population = result.features.reset_index()
             path = out / "report.html"
-            write_html(path, result.findings, result.summary, population, hourly_activity(result.store, top_ids))
+            clusters = [c.to_dict() for c in result.links.clusters if c.flagged or c.bound] if result.links else None
+            write_html(path, result.findings, result.summary, population, hourly_activity(result.store, top_ids), clusters)
             result.files["report"] = path
         print_summary(result.findings, result.summary, console=out_console, top=top)
         for name, path in result.files.items():

@@ -106,13 +106,15 @@ class ScanSummary:
     timings_s: dict[str, float] = field(default_factory=dict)
     est_exchanges_harvested: int = 0
     est_output_tokens_harvested: int = 0
+    n_clusters: int = 0  # linked groups of 2+ accounts
+    n_clusters_flagged: int = 0
     model_version: str | None = None
     generated_at: float | None = None
 
     def explain(self) -> str:
         return (
             f"{self.n_events:,} events from {self.n_accounts:,} accounts; {self.n_flagged} flagged at "
-            f"threshold {self.threshold:.2f}; {self.quarantined} lines quarantined; "
+            f"threshold {self.threshold:.2f}, in {self.n_clusters_flagged} flagged campaign clusters; {self.quarantined} lines quarantined; "
             f"~{self.est_exchanges_harvested:,} exchanges harvested"
         )
 

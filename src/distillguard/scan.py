@@ -20,8 +20,9 @@ import pandas as pd
 from distillguard.detectors.ensemble import Ensemble
 from distillguard.detectors.rules import RuleDetector, load_rules
 from distillguard.features.account import FEATURE_BY_NAME, FEATURE_NAMES, compute_account_features, population_percentiles
-from distillguard.findings import AccountFinding, ScanSummary, Signal
+from distillguard.findings import FINDINGS_SCHEMA_VERSION, AccountFinding, Evidence, ScanSummary, Signal
 from distillguard.ingest.pipeline import IngestReport, ingest_accounts, ingest_files
+from distillguard.linking import ClusterFinding, LinkResult, link_accounts
 from distillguard.privacy import Hasher
 from distillguard.store.base import EventStore
 from distillguard.store.duckdb import DuckDBStore
@@ -45,6 +46,7 @@ class ScanOptions:
     batch_size: int = 20_000
     workers: int | None = None  # ingest processes; None: one per CPU for large inputs
     max_signals: int = 8
+    link: bool = True  # link accounts into campaigns (clusters) and let bound clusters lift their members
 
 
 @dataclass
@@ -55,6 +57,7 @@ class ScanResult:
     ingest: IngestReport | None
     store: EventStore
     out_dir: Path
+    links: LinkResult | None = None
     files: dict[str, Path] = field(default_factory=dict)
 
 
@@ -97,9 +100,12 @@ def run_scan(
     rules = RuleDetector(load_rules(*options.rules_dirs))
     model = Ensemble.load(options.model_path, rules=rules)
     threshold = options.threshold if options.threshold is not None else model.threshold
-    findings = score_accounts(frame, model, threshold, store, max_signals=options.max_signals)
+    findings, links = score_accounts(frame, model, threshold, store, max_signals=options.max_signals, link=options.link, on_stage=stage)
     timings["scoring"] = time.perf_counter() - t
+    if links is not None:
+        timings.update({f"scoring.link.{k}": v for k, v in links.timings_s.items()})
 
+    n_clusters_flagged = sum(c.flagged for c in links.clusters) if links else 0
     summary = ScanSummary(
         n_events=int(frame["n_events"].sum()) if len(frame) else 0,
         n_accounts=len(frame),
@@ -114,10 +120,12 @@ def run_scan(
         timings_s={k: round(v, 3) for k, v in timings.items()},
         est_exchanges_harvested=sum(f.est_exchanges for f in findings),
         est_output_tokens_harvested=sum(f.est_output_tokens for f in findings),
+        n_clusters=len(links.clusters) if links else 0,
+        n_clusters_flagged=n_clusters_flagged,
         model_version=_model_label(model, hasher),
         generated_at=time.time(),
     )
-    result = ScanResult(findings, summary, frame, report, store, out)
+    result = ScanResult(findings, summary, frame, report, store, out, links)
     result.files = write_json_outputs(result)
     return result
 
@@ -128,15 +136,37 @@ def _model_label(model: Ensemble, hasher: Hasher) -> str:
 
 
 def score_accounts(
-    frame: pd.DataFrame, model: Ensemble, threshold: float, store: EventStore, *, max_signals: int = 8
-) -> list[AccountFinding]:
-    """Score every account of ``frame`` and build its finding (evidence only for flagged accounts)."""
+    frame: pd.DataFrame,
+    model: Ensemble,
+    threshold: float,
+    store: EventStore,
+    *,
+    max_signals: int = 8,
+    link: bool = True,
+    on_stage: Callable[[str], None] | None = None,
+) -> tuple[list[AccountFinding], LinkResult | None]:
+    """Score every account of ``frame``, link accounts into clusters, build findings.
+
+    An account's final score is its own, or its bound cluster's pooled score when that is higher
+    (see :mod:`distillguard.linking`).  Evidence is built for flagged and near-threshold accounts.
+    """
     if len(frame) == 0:
-        return []
+        return [], None
     model.fit_population(frame)
     per_detector = model.detector_scores(frame)
-    scores = model.combine(per_detector)
-    frame["score"] = scores
+    own = model.combine(per_detector)
+    frame["score"] = own
+    links = None
+    if link and len(frame) > 1:
+        if on_stage:
+            on_stage("linking")
+        links = link_accounts(store, frame, model, threshold)
+        final = links.account_scores.reindex(frame.index).fillna(pd.Series(own, index=frame.index)).to_numpy()
+        per_detector["cluster"] = final
+        frame["score"] = final
+    scores = frame["score"].to_numpy()
+    clusters = {c.cluster_id: c for c in links.clusters} if links else {}
+    cluster_of = links.cluster_of if links else {}
     pct = population_percentiles(frame)
     samples = _samples_by_account(store)
     findings = []
@@ -147,6 +177,7 @@ def score_accounts(
             account_id=str(account_id),
             score=float(scores[i]),
             flagged=flagged,
+            cluster_id=cluster_of.get(str(account_id)),
             n_events=int(row["n_events"]),
             est_exchanges=int(row["n_success"]) if flagged else 0,
             est_output_tokens=int(row["output_tokens"]) if flagged else 0,
@@ -156,11 +187,25 @@ def score_accounts(
         )
         if flagged or scores[i] >= threshold * 0.5:
             finding.evidence = model.explain(frame, account_id)
+            cluster = clusters.get(finding.cluster_id or "")
+            if cluster is not None and scores[i] > own[i] + 1e-9:
+                finding.evidence.insert(0, _cluster_evidence(cluster, float(own[i])))
             finding.signals = _signals(row, pct.iloc[i], finding, max_signals)
             finding.sample_prompts = samples.get(str(account_id), [])[:3]
         findings.append(finding)
     findings.sort(key=lambda f: -f.score)
-    return findings
+    return findings, links
+
+
+def _cluster_evidence(cluster: ClusterFinding, own: float) -> Evidence:
+    binding = "; ".join(e.detail for e in cluster.evidence[:2])
+    return Evidence(
+        "linking",
+        "Member of a harvesting campaign",
+        f"Alone this account scores {own:.2f}; it is linked to {cluster.n_accounts - 1} other accounts "
+        f"(cluster {cluster.cluster_id}) whose pooled behaviour scores {cluster.score:.2f}. {binding}",
+        float(cluster.score),
+    )
 
 
 def _signals(row: pd.Series, pct: pd.Series, finding: AccountFinding, limit: int) -> list[Signal]:
@@ -192,14 +237,24 @@ def hourly_activity(store: EventStore, account_ids: Sequence[str]) -> pd.DataFra
 
 
 def write_json_outputs(result: ScanResult) -> dict[str, Path]:
-    """``accounts.jsonl`` (every account, highest score first) and ``summary.json``."""
+    """``accounts.jsonl`` (every account, highest score first), ``summary.json``; with linking also
+    ``clusters.jsonl`` (every cluster of 2+ accounts, flagged first) and ``graph.json``."""
     out = result.out_dir
     accounts_path, summary_path = out / "accounts.jsonl", out / "summary.json"
     with accounts_path.open("wb") as fh:
         for finding in result.findings:
             fh.write(orjson.dumps(finding.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
     summary_path.write_bytes(orjson.dumps(result.summary.to_dict(), option=orjson.OPT_INDENT_2))
-    return {"accounts": accounts_path, "summary": summary_path}
+    files = {"accounts": accounts_path, "summary": summary_path}
+    if result.links is not None:
+        clusters_path = out / "clusters.jsonl"
+        with clusters_path.open("wb") as fh:
+            for cluster in result.links.clusters:
+                row = {**cluster.to_dict(), "schema_version": FINDINGS_SCHEMA_VERSION}
+                fh.write(orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY, default=str) + b"\n")
+        files["clusters"] = clusters_path
+        files["graph"] = result.links.write_graph(out / "graph.json")
+    return files
 
 
 def labels_vector(frame: pd.DataFrame, labels: dict[str, bool]) -> np.ndarray:

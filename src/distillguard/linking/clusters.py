@@ -1,0 +1,169 @@
+"""Clusters scored from their pooled behaviour, and the :class:`ClusterFinding` that explains them.
+
+The cluster is made the unit by a view of ``events`` in which ``account_id`` is replaced by the
+cluster id; :func:`distillguard.features.account.account_features_sql` then computes the very same
+features over that view (no second feature definition), and the scan's :class:`Ensemble` scores the
+pooled rows against the account population it was fitted on.  A cluster of individually light
+accounts thus scores as the campaign it is.
+
+Example:
+    >>> f = ClusterFinding("c0001", 0.97, True, 2, ["a", "b"], bound=True)
+    >>> f.to_dict()["n_accounts"]
+    2
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from distillguard.features.account import FEATURE_NAMES, account_features_sql
+from distillguard.findings import Evidence
+from distillguard.schema import EVENT_SCHEMA
+from distillguard.store.base import EventStore
+
+CLUSTER_MAP_TABLE = "_dg_link_cluster_map"
+
+
+@dataclass
+class ClusterFinding:
+    """The verdict on one linked group of accounts."""
+
+    cluster_id: str
+    score: float  # the Ensemble's score of the pooled behaviour, 0..1
+    flagged: bool  # bound by behaviour and pooled score at or over the threshold
+    n_accounts: int
+    account_ids: list[str]
+    bound: bool = False  # enough members linked by templates / near-duplicates / timing, not only infrastructure
+    n_events: int = 0
+    est_exchanges: int = 0  # pooled successful exchanges, when flagged
+    est_output_tokens: int = 0
+    max_member_score: float = 0.0
+    edge_types: dict[str, int] = field(default_factory=dict)  # edge type → edges inside the cluster
+    evidence: list[Evidence] = field(default_factory=list)
+    sample_prompts: list[str] = field(default_factory=list)
+
+    def explain(self) -> str:
+        head = (
+            f"cluster {self.cluster_id}: {self.n_accounts} accounts, pooled score {self.score:.3f}"
+            f"{' FLAGGED' if self.flagged else ''} (highest member alone {self.max_member_score:.3f}); "
+            f"{self.n_events:,} requests"
+        )
+        lines = [head] + ["  " + e.explain() for e in self.evidence] + [f"  sample: {p}" for p in self.sample_prompts]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["score"] = round(float(self.score), 6)
+        d["max_member_score"] = round(float(self.max_member_score), 6)
+        return d
+
+
+def _register_map(store: EventStore, units: pd.DataFrame) -> None:
+    con = store.con  # type: ignore[attr-defined]
+    table = pa.table({"account_id": units["account_id"].astype(str).tolist(), "cluster_id": units["unit_id"].astype(str).tolist()})
+    con.register("_dg_link_map_in", table)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {CLUSTER_MAP_TABLE} AS SELECT * FROM _dg_link_map_in").fetchall()
+    finally:
+        con.unregister("_dg_link_map_in")
+
+
+def pooled_events_view() -> str:
+    """Events of clustered accounts with ``account_id`` replaced by the cluster id (portable SQL)."""
+    cols = ", ".join(f'e."{c}"' for c in EVENT_SCHEMA.names if c != "account_id")
+    return f"(SELECT {cols}, m.cluster_id AS account_id FROM events e JOIN {CLUSTER_MAP_TABLE} m ON e.account_id = m.account_id)"
+
+
+def pooled_features(store: EventStore, units: pd.DataFrame | dict[str, str]) -> pd.DataFrame:
+    """The account feature frame with pooled units as the unit (index = unit id).
+
+    ``units`` has columns account_id, unit_id (an account may belong to several units, e.g. its
+    cluster and the behaviour-bound part of it), or is an account → unit mapping.
+    """
+    if isinstance(units, dict):
+        units = pd.DataFrame({"account_id": list(units), "unit_id": list(units.values())})
+    if units.empty:
+        return pd.DataFrame(columns=list(FEATURE_NAMES))
+    _register_map(store, units)
+    frame = store.query(account_features_sql(pooled_events_view())).to_pandas().set_index("account_id")
+    for name in FEATURE_NAMES:
+        frame[name] = frame[name].astype("float64").fillna(0.0)
+    return frame
+
+
+def cluster_samples(store: EventStore, per_cluster: int = 3) -> dict[str, list[str]]:
+    """A few redacted prompt excerpts per cluster, from different members where possible."""
+    table = store.query(
+        f"""SELECT cluster_id, prompt_excerpt FROM (
+              SELECT m.cluster_id, s.prompt_excerpt,
+                row_number() OVER (PARTITION BY m.cluster_id ORDER BY rn, s.account_id) AS k
+              FROM (SELECT account_id, prompt_excerpt, ts,
+                      row_number() OVER (PARTITION BY account_id ORDER BY ts) AS rn FROM samples) s
+              JOIN {CLUSTER_MAP_TABLE} m ON s.account_id = m.account_id WHERE m.cluster_id NOT LIKE '%/%') q
+            WHERE k <= {int(per_cluster)} ORDER BY cluster_id, k"""
+    )
+    out: dict[str, list[str]] = {}
+    for cid, text in zip(table.column("cluster_id").to_pylist(), table.column("prompt_excerpt").to_pylist(), strict=True):
+        out.setdefault(cid, []).append(text)
+    return out
+
+
+def _accounts_with(edges: pd.DataFrame, type_: str) -> set[str]:
+    sub = edges[edges["type"] == type_]
+    return set(sub["a"]) | set(sub["b"])
+
+
+def cluster_evidence(
+    cid: str, members: list[str], inner: pd.DataFrame, pooled_row: pd.Series | None, model_evidence: list[Evidence],
+    member_scores: pd.Series, pooled_score: float,
+) -> list[Evidence]:
+    """Readable sentences: why these accounts are linked, and what their pooled behaviour shows."""
+    ev: list[Evidence] = []
+    n = len(members)
+    order = ["template", "near_dup", "timing", "payment", "ip", "ip_prefix", "client", "creation"]
+    for t in order:
+        linked = _accounts_with(inner, t)
+        if not linked:
+            continue
+        sub = inner[inner["type"] == t]
+        keys = sub["example_key"].dropna().astype("int64").unique()
+        key_txt = ", ".join(f"{int(k) & 0xFFFFFFFFFFFFFFFF:016x}" for k in keys[:3]) if t != "timing" else ""
+        if t == "template":
+            detail = f"{len(linked)} of {n} accounts share prompt templates (mean template overlap {sub['raw_overlap'].mean():.2f}; e.g. template hashes {key_txt})"
+        elif t == "near_dup":
+            detail = f"{len(linked)} of {n} accounts send near-duplicate prompts (mean shared-band overlap {sub['raw_overlap'].mean():.2f}; e.g. bands {key_txt})"
+        elif t == "timing":
+            detail = f"activity of {len(linked)} of {n} accounts is correlated hour by hour (mean r={sub['strength'].mean():.2f}, max r={sub['strength'].max():.2f})"
+        elif t == "payment":
+            detail = f"{len(linked)} accounts share a payment fingerprint ({len(keys)} fingerprint(s): {key_txt})"
+        elif t == "ip":
+            detail = f"{len(linked)} accounts share IP addresses (e.g. ip hashes {key_txt})"
+        elif t == "ip_prefix":
+            detail = f"{len(linked)} accounts share a network prefix (largest group {int(sub['group_n'].max())} accounts; e.g. prefix hashes {key_txt})"
+        elif t == "client":
+            detail = f"{len(linked)} accounts share a client fingerprint: user agent + max_tokens/temperature/top_logprobs/n habits ({key_txt})"
+        else:
+            detail = f"{len(linked)} accounts were created within the same 10 minutes"
+        weight = len(linked) / max(n, 1)
+        ev.append(Evidence("linking", f"linked: {t}", detail, round(weight, 3)))
+    if pooled_row is not None:
+        tpl_accounts = len(_accounts_with(inner, "template"))
+        if pooled_row["distinct_prompt_share"] >= 0.9 and tpl_accounts >= max(2, n // 2):
+            ev.append(Evidence(
+                "linking", "one dataset partitioned across accounts",
+                f"pooled prompts are {pooled_row['distinct_prompt_share']:.0%} distinct across {int(pooled_row['n_events']):,} "
+                f"requests while {tpl_accounts} accounts share templates: complementary slices of one prompt set",
+                0.8,
+            ))  # fmt: skip
+        ev.append(Evidence(
+            "linking", "pooled behaviour",
+            f"pooled score {pooled_score:.3f} over {int(pooled_row['n_events']):,} requests; "
+            f"highest member alone {float(member_scores.max()):.3f}, median member {float(member_scores.median()):.3f}",
+            float(pooled_score),
+        ))  # fmt: skip
+    ev += [Evidence("pooled:" + e.detector, e.title, e.detail, e.weight, e.rule_id) for e in model_evidence[:4]]
+    return ev

@@ -1,0 +1,99 @@
+"""Campaign linking: hydra clusters are found and pooled; NATs are not lifted; group caps bound the pairs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from distillguard.detectors.ensemble import Ensemble
+from distillguard.features.account import compute_account_features
+from distillguard.linking import LinkConfig, build_edges, link_accounts
+from distillguard.store.duckdb import DuckDBStore
+from tests.factories import event_row, events_table
+from tests.linking.factories import accounts_table, build_store
+
+
+@pytest.fixture(scope="module")
+def linked():
+    store = build_store()
+    frame = compute_account_features(store)
+    model = Ensemble.load()
+    model.fit_population(frame)
+    frame["score"] = model.score(frame)
+    return store, frame, model, link_accounts(store, frame, model, model.threshold)
+
+
+def _cluster_with(result, account):
+    cid = result.cluster_of[account]
+    return next(c for c in result.clusters if c.cluster_id == cid)
+
+
+def test_partitioned_hydra_is_one_cluster_scored_above_every_member(linked):
+    _, frame, _, result = linked
+    hydra = [a for a in frame.index if a.startswith("hyd-")]
+    cluster = _cluster_with(result, hydra[0])
+    assert sorted(cluster.account_ids) == hydra
+    assert cluster.bound
+    assert cluster.score > frame.loc[hydra, "score"].max() + 0.3
+    assert cluster.max_member_score == pytest.approx(frame.loc[hydra, "score"].max())
+    # members are lifted to the pooled score
+    assert (result.account_scores[hydra] >= cluster.score - 1e-9).all()
+    for t in ("template", "near_dup", "timing", "payment"):
+        assert cluster.edge_types.get(t, 0) > 0, t
+
+
+def test_nat_and_chat_users_are_not_lifted(linked):
+    _, frame, model, result = linked
+    benign = [a for a in frame.index if not a.startswith("hyd-")]
+    assert (result.account_scores[benign] == frame.loc[benign, "score"]).all()
+    nat = [a for a in benign if a.startswith("nat-")]
+    nat_clusters = {result.cluster_of.get(a) for a in nat} - {None}
+    for c in result.clusters:
+        if c.cluster_id in nat_clusters:
+            assert not c.bound and not c.flagged
+            assert set(c.edge_types) <= {"ip", "ip_prefix", "client", "creation", "payment"}
+
+
+def test_evidence_names_the_shared_keys(linked):
+    _, frame, _, result = linked
+    cluster = _cluster_with(result, "hyd-000")
+    text = "\n".join(e.detail for e in cluster.evidence)
+    assert "20 of 20 accounts share prompt templates" in text
+    assert f"{777:016x}" in text  # the shared template prefix hash
+    assert f"{123456:016x}" in text  # the shared payment fingerprint
+    assert "correlated" in text and "partitioned" in text.lower() or "complementary" in text
+    assert cluster.to_dict()["n_accounts"] == 20
+    assert "FLAGGED" in cluster.explain() or cluster.score < 0.7 or cluster.flagged
+
+
+def test_write_graph_json_and_graphml(linked, tmp_path):
+    *_, result = linked
+    doc = json.loads(result.write_graph(tmp_path / "g.json").read_text())
+    assert {e["type"] for e in doc["edges"]} >= {"template", "payment"}
+    assert (tmp_path / "g.graphml").exists() is False
+    assert result.write_graph(tmp_path / "g.graphml").read_text().startswith("<?xml")
+
+
+def test_group_cap_bounds_pairs_of_a_huge_shared_key():
+    store = DuckDBStore(":memory:")
+    n = 3000  # one NAT / cloud egress: every account on the same prefix and IP
+    rows = [event_row(i, f"a{i:05d}", 1.7e9 + i, ip_hash=1, ip_prefix_hash=2, minhash_bands=[]) for i in range(n)]
+    store.append("events", events_table(rows))
+    store.append("accounts", accounts_table([dict(account_id=f"a{i:05d}", payment_hash=5) for i in range(n)]))
+    cfg = LinkConfig(group_cap=100, hubs=4)
+    edges = build_edges(store, cfg)
+    per_type = edges.groupby("type").size()
+    for t in ("ip", "ip_prefix", "payment"):
+        assert per_type[t] <= n * cfg.hubs  # not n*(n-1)/2 = 4.5M
+        assert per_type[t] >= n - cfg.hubs  # everyone still linked to the hubs
+    assert (edges.loc[edges["type"] == "ip", "strength"] < 0.2).all()  # damped by group size
+    assert edges["group_n"].max() == n
+
+
+def test_empty_store_links_nothing():
+    store = DuckDBStore(":memory:")
+    frame = compute_account_features(store)
+    frame["score"] = []
+    result = link_accounts(store, frame, Ensemble.load(), 0.7)
+    assert result.cluster_of == {} and result.clusters == []
