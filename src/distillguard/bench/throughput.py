@@ -35,7 +35,7 @@ def bench_input(workdir: Path, events: int, seed: int = 0, scenario: str = "trai
         return path
     workdir.mkdir(parents=True, exist_ok=True)
     # the training scenario has ~300k events at scale 1; scale so it has at least `events`
-    scale = max(0.05, events / 280_000)
+    scale = max(0.05, 1.15 * events / 280_000)
     built = build_scenario(scenario if scenario in SCENARIOS else "training", seed=seed, corpora="bundled", scale=scale)
     tmp = path.with_name(".partial-" + path.name)  # keeps the .gz suffix, so it is written compressed
     n = write_events(itertools.islice(built.events(), events), tmp, fmt="litellm")

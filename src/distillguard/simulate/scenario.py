@@ -157,6 +157,7 @@ def _training(rng: random.Random, s: float, days: float) -> list[Spec]:
     specs = benign_population(rng, 3.0 * s * rng.uniform(0.9, 1.1), days)
     specs += [(ChatUser, ChatUser.Knobs(accounts=_n(150, s), sessions_per_day=rng.uniform(0.5, 3.0), busyness_sigma=1.0), None)]
     specs += [(Reseller, Reseller.Knobs(accounts=1, requests_per_day=rng.uniform(2000, 6000) * s, end_users=_n(3000, s)), None)]
+    specs += _hard_negatives(rng, 0.25 * s, days)  # hard negatives in numbers, so the operating point accounts for them
     for cls in ATTACK_PERSONAS:
         for _ in range(2):
             k = cls.Knobs()
@@ -185,6 +186,23 @@ def _training(rng: random.Random, s: float, days: float) -> list[Spec]:
     return specs
 
 
+def _hard_negatives(rng: random.Random, s: float, days: float) -> list[Spec]:
+    """Only genuine customers, ~200 accounts of each hard-negative kind, so a 0.5% false-positive
+    rate per persona is measurable (one false positive in 200 is 0.5%)."""
+    specs: list[Spec] = [
+        (ChatUser, ChatUser.Knobs(accounts=_n(100, s)), None),
+        (CorporateNAT, CorporateNAT.Knobs(orgs=_n(5, s), accounts_per_org=25, kind="corporate"), None),
+        (CorporateNAT, CorporateNAT.Knobs(orgs=_n(3, s), accounts_per_org=40, kind="university", sessions_per_day=1.2), None),
+    ]
+    n = _n(200, s, 5)
+    specs += [(BatchPipeline, BatchPipeline.Knobs(requests_per_day=rng.uniform(30, 300), task=rng.randrange(6), workers=rng.choice((1, 4, 8, 16))), None) for _ in range(n)]
+    specs += [(EvalRun, EvalRun.Knobs(runs=rng.choice((1, 2)), max_items=rng.choice((60, 120, 250)), workers=rng.choice((1, 4, 8))), None) for _ in range(n)]
+    specs += [(SyntheticDataDev, SyntheticDataDev.Knobs(examples=rng.choice((40, 100, 250))), None) for _ in range(n)]
+    specs += [(AppBackend, AppBackend.Knobs(app=rng.choice(("support", "tutor", "writing")), requests_per_day=rng.uniform(30, 250), end_users=rng.choice((50, 300, 1000))), None) for _ in range(n)]
+    specs += [(Reseller, Reseller.Knobs(accounts=1, requests_per_day=rng.uniform(300, 1500), end_users=rng.choice((200, 800, 2000))), None) for _ in range(_n(20, s, 2))]
+    return specs
+
+
 SCENARIOS: dict[str, Scenario] = {
     "demo": Scenario("demo", "one week, full benign population (every hard negative), a small campaign of every attack kind", 7, _demo, "demo"),
     "training": Scenario("training", "broad mix with randomized attack knobs for fitting the supervised detector", 7, _training, "training"),
@@ -199,5 +217,6 @@ SCENARIOS: dict[str, Scenario] = {
     "multi_sample": Scenario("multi_sample", "benign population + multi-sample harvesting (n>1, temperature sweeps, fixed seeds)", 7, _single(MultiSample, accounts=8, requests_per_account_day=120), "multi_sample"),
     "tool_use_harvest": Scenario("tool_use_harvest", "benign population (incl. a tool-using support bot) + agentic tool-use trace harvesting", 7, _single(ToolUseHarvest, accounts=15, requests_per_account_day=20), "tool_use_harvest"),
     "rubric_grading": Scenario("rubric_grading", "benign population (incl. LLM-as-judge eval runs) + rubric grading as a free reward model", 7, _single(RubricGrading, accounts=12, requests_per_account_day=80), "rubric_grading"),
+    "hard_negatives": Scenario("hard_negatives", "no attacks: ~200 accounts each of batch pipelines, evaluation runs, synthetic-data developers, app backends, 200 NAT/university users, 20 resellers", 3, _hard_negatives, "hard_negatives"),
     "model_pivot": Scenario("model_pivot", "benign population (gradual adopters, early evals) + a campaign pivoting to a new model within 24h", 7, _single(ModelPivot, accounts=50, requests_per_account_day=25), "model_pivot"),
 }
