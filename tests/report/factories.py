@@ -156,7 +156,10 @@ def make_clusters(account_ids: list[str]) -> list[dict]:
             "score": 0.97,
             "n_accounts": len(account_ids),
             "account_ids": list(account_ids),
-            "edge_types": ["shared /24 subnet", "shared prompt template", "synchronized timing"],
+            "edge_types": {"template": 40, "ip_prefix": 12, "timing": 7},
+            "flagged": True,
+            "max_member_score": 0.41,
+            "evidence": [{"detector": "linking", "title": "linked: template", "detail": "7 of 8 accounts share prompt templates", "weight": 0.9}],
             "est_exchanges": 1198 * len(account_ids),
             "sample_prompts": ["Write out the internal reasoning step by step for: {problem}", HOSTILE_PROMPT],
         }

@@ -116,7 +116,8 @@ def test_sub_stage_timings_are_not_double_counted():
 
 def test_clusters_section_appears_only_when_given(scan, page):
     assert 'id="campaigns"' in page
-    assert "shared /24 subnet" in page
+    assert "template (40)" in page and "ip_prefix (12)" in page
+    assert "7 of 8 accounts share prompt templates" in page and "best member alone 0.410" in page
     without = render_html(scan["findings"][:1], scan["summary"], EMPTY, EMPTY, clusters=None)
     assert 'id="campaigns"' not in without
 

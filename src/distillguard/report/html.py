@@ -258,6 +258,13 @@ def _account_card(rank: int, finding: AccountFinding, anchor: str) -> dict[str, 
     }
 
 
+def _edge_labels(edge_types: dict | list | None) -> list[str]:
+    """``{"template": 378, "ip": 12}`` → ``["template (378)", "ip (12)"]``, most edges first; a list as it is."""
+    if isinstance(edge_types, dict):
+        return [f"{k} ({int(v):,})" for k, v in sorted(edge_types.items(), key=lambda kv: -kv[1])]
+    return [str(e) for e in (edge_types or [])]
+
+
 def _cluster_rows(clusters: Iterable[dict], anchors: dict[str, str]) -> list[dict[str, Any]]:
     rows = []
     ordered = sorted(clusters, key=lambda c: -float(c.get("score") or 0.0))
@@ -270,8 +277,11 @@ def _cluster_rows(clusters: Iterable[dict], anchors: dict[str, str]) -> list[dic
                 "n_accounts": fmt_int(c.get("n_accounts", len(account_ids))),
                 "accounts": [(a, anchors.get(a)) for a in account_ids[:MAX_CLUSTER_ACCOUNTS]],
                 "n_accounts_hidden": max(0, len(account_ids) - MAX_CLUSTER_ACCOUNTS),
-                "edge_types": [str(e) for e in (c.get("edge_types") or [])],
+                "edge_types": _edge_labels(c.get("edge_types")),
                 "est_exchanges": fmt_int(c.get("est_exchanges")),
+                "flagged": bool(c.get("flagged")),
+                "max_member_score": f"{float(c['max_member_score']):.3f}" if c.get("max_member_score") is not None else None,
+                "evidence": [str(e.get("detail", "")) if isinstance(e, dict) else str(e) for e in (c.get("evidence") or [])[:6]],
                 "prompts": [_truncate(p, MAX_PROMPT_CHARS) for p in (c.get("sample_prompts") or [])[:MAX_PROMPTS]],
             }
         )
