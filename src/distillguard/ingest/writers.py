@@ -31,8 +31,8 @@ from distillguard.ingest import otel as otel_format
 from distillguard.schema import RawAccount, RawEvent
 from distillguard.types import PathArg
 
-#: gzip level for written logs: level 4 is ~3x faster than 9 and only a few % larger.
-GZIP_LEVEL = 4
+#: gzip level for written logs: level 1 is ~1.7x faster than 4 and ~12% larger; simulated logs are scratch data.
+GZIP_LEVEL = 1
 #: Spans per OTLP document (one resourceSpans), as an OTLP exporter batches them.
 OTLP_BATCH_SPANS = 512
 EVENT_FORMATS = ("litellm", "openai", "otlp")

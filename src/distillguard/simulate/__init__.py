@@ -177,14 +177,15 @@ def run_scenario(name: str, out_dir: str | Path, *, seed: int = 0, fmt: str = "l
         >>> r.traffic.name                                    # doctest: +SKIP
         'traffic.litellm.jsonl.gz'
     """
-    from distillguard.ingest.writers import write_accounts, write_events
+    from distillguard.ingest.writers import write_accounts
+    from distillguard.simulate.writer_process import write_events_in_child
 
     t_start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     built = build_scenario(name, seed=seed, corpora=corpora, scale=scale, days=days)
     traffic = out / f"traffic.{fmt}.jsonl.gz"
-    n_events = write_events(built.events(), traffic, fmt=fmt)
+    n_events = write_events_in_child(built.events(), traffic, fmt=fmt)
     accounts = built.accounts()
     accounts_path = out / "accounts.csv"
     write_accounts(accounts, accounts_path)
