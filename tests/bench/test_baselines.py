@@ -157,3 +157,14 @@ def test_empty_input() -> None:
 def test_score_before_fit_raises() -> None:
     with pytest.raises(RuntimeError):
         MmdBaseline().score({"a": ["x"] * 20})
+
+
+def test_embedding_cache_overflow_keeps_texts_seen_before(monkeypatch):
+    from distillguard.bench import baselines
+
+    baselines.clear_cache()
+    monkeypatch.setattr(baselines, "CACHE_SIZE", 3)
+    first = baselines.embed_texts(["alpha beta", "gamma delta"])
+    both = baselines.embed_texts(["alpha beta", "epsilon zeta", "eta theta"])  # overflows: cache cleared
+    np.testing.assert_allclose(both[0], first[0], atol=1e-6)
+    baselines.clear_cache()

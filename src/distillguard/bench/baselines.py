@@ -140,7 +140,8 @@ def embed_texts(texts: list[str]) -> np.ndarray:
     index: dict[str, int] = {}
     inverse = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts))
     uniq = list(index)
-    new = [t for t in uniq if t not in _CACHE]
+    cached = {t: _CACHE[t] for t in uniq if t in _CACHE}  # taken before a full cache is cleared below
+    new = [t for t in uniq if t not in cached]
     if new:
         emb = _pool([t[:MAX_CHARS] if t.strip() else "(empty)" for t in new])
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
@@ -151,7 +152,7 @@ def embed_texts(texts: list[str]) -> np.ndarray:
             _CACHE.update(fresh)
     else:
         fresh = {}
-    out = np.stack([fresh[t] if t in fresh else _CACHE[t] for t in uniq])
+    out = np.stack([fresh[t] if t in fresh else cached[t] for t in uniq])
     return out[inverse]
 
 
