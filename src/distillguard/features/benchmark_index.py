@@ -58,6 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distillguard.corpusio import read_jsonl as _jsonl
 from distillguard.features import text as _text
 
 __all__ = ["BenchmarkIndex", "load_index", "build_from_corpora", "DEFAULT_INDEX_PATH", "main"]
@@ -224,15 +225,6 @@ def _empty_index() -> BenchmarkIndex:
 
 
 # --------------------------------------------------------------------------- corpora readers
-
-
-def _jsonl(path: Path) -> Iterable[dict]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                yield json.loads(line)
 
 
 def _mc(question: str, choices: Sequence[str]) -> str:

@@ -35,6 +35,8 @@ from typing import NamedTuple
 
 import xxhash
 
+from distillguard.corpusio import read_jsonl as _jsonl
+
 #: Where the shared corpora live unless the caller says otherwise.
 DEFAULT_CORPORA = Path(os.environ.get("DISTILLGUARD_CORPORA", "/work/shared/corpora"))
 #: The bundled, permissively licensed sample (see its ATTRIBUTION.md).
@@ -90,15 +92,6 @@ def split_key(ident: str, salt: str = "") -> float:
 
 
 # ---------------------------------------------------------------- raw parsers
-
-
-def _jsonl(path: Path) -> Iterator[dict]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if line:
-                yield json.loads(line)
 
 
 def _oasst(path: Path) -> list[Conversation]:
