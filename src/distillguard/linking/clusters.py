@@ -117,6 +117,19 @@ def _accounts_with(edges: pd.DataFrame, type_: str) -> set[str]:
     return set(sub["a"]) | set(sub["b"])
 
 
+#: The sentence for each edge type, most telling first (keys are hashed, shown as hex).
+EDGE_EVIDENCE = {
+    "template": "{linked} of {n} accounts share prompt templates (mean template overlap {overlap:.2f}; e.g. template hashes {keys})",
+    "near_dup": "{linked} of {n} accounts send near-duplicate prompts (mean shared-band overlap {overlap:.2f}; e.g. bands {keys})",
+    "timing": "activity of {linked} of {n} accounts is correlated hour by hour (mean r={r_mean:.2f}, max r={r_max:.2f})",
+    "payment": "{linked} accounts share a payment fingerprint ({n_keys} fingerprint(s): {keys})",
+    "ip": "{linked} accounts share IP addresses (e.g. ip hashes {keys})",
+    "ip_prefix": "{linked} accounts share a network prefix (largest group {largest} accounts; e.g. prefix hashes {keys})",
+    "client": "{linked} accounts share a client fingerprint: user agent + max_tokens/temperature/top_logprobs/n habits ({keys})",
+    "creation": "{linked} accounts were created within the same 10 minutes",
+}
+
+
 def cluster_evidence(
     cid: str, members: list[str], inner: pd.DataFrame, pooled_row: pd.Series | None, model_evidence: list[Evidence],
     member_scores: pd.Series, pooled_score: float,
@@ -124,30 +137,17 @@ def cluster_evidence(
     """Readable sentences: why these accounts are linked, and what their pooled behaviour shows."""
     ev: list[Evidence] = []
     n = len(members)
-    order = ["template", "near_dup", "timing", "payment", "ip", "ip_prefix", "client", "creation"]
-    for t in order:
+    for t, template in EDGE_EVIDENCE.items():
         linked = _accounts_with(inner, t)
         if not linked:
             continue
         sub = inner[inner["type"] == t]
         keys = sub["example_key"].dropna().astype("int64").unique()
-        key_txt = ", ".join(f"{int(k) & 0xFFFFFFFFFFFFFFFF:016x}" for k in keys[:3]) if t != "timing" else ""
-        if t == "template":
-            detail = f"{len(linked)} of {n} accounts share prompt templates (mean template overlap {sub['raw_overlap'].mean():.2f}; e.g. template hashes {key_txt})"
-        elif t == "near_dup":
-            detail = f"{len(linked)} of {n} accounts send near-duplicate prompts (mean shared-band overlap {sub['raw_overlap'].mean():.2f}; e.g. bands {key_txt})"
-        elif t == "timing":
-            detail = f"activity of {len(linked)} of {n} accounts is correlated hour by hour (mean r={sub['strength'].mean():.2f}, max r={sub['strength'].max():.2f})"
-        elif t == "payment":
-            detail = f"{len(linked)} accounts share a payment fingerprint ({len(keys)} fingerprint(s): {key_txt})"
-        elif t == "ip":
-            detail = f"{len(linked)} accounts share IP addresses (e.g. ip hashes {key_txt})"
-        elif t == "ip_prefix":
-            detail = f"{len(linked)} accounts share a network prefix (largest group {int(sub['group_n'].max())} accounts; e.g. prefix hashes {key_txt})"
-        elif t == "client":
-            detail = f"{len(linked)} accounts share a client fingerprint: user agent + max_tokens/temperature/top_logprobs/n habits ({key_txt})"
-        else:
-            detail = f"{len(linked)} accounts were created within the same 10 minutes"
+        detail = template.format(
+            linked=len(linked), n=n, n_keys=len(keys), overlap=sub["raw_overlap"].mean(),
+            r_mean=sub["strength"].mean(), r_max=sub["strength"].max(), largest=int(sub["group_n"].max()) if sub["group_n"].notna().any() else 0,
+            keys=", ".join(f"{int(k) & 0xFFFFFFFFFFFFFFFF:016x}" for k in keys[:3]),
+        )
         weight = len(linked) / max(n, 1)
         ev.append(Evidence("linking", f"linked: {t}", detail, round(weight, 3)))
     if pooled_row is not None:
