@@ -52,11 +52,13 @@ def test_volume_baseline_ranks_heavy_accounts_first():
     assert z[2] > z[1] > z[0]
 
 
-def test_replay_schedule_is_hourly_then_six_hourly():
-    cuts = replay_schedule(0.0, 4 * 86400.0)
+def test_replay_schedule_is_hourly_around_each_campaign_start():
+    cuts = replay_schedule(0.0, 6 * 86400.0, campaign_starts=[3 * 86400.0 + 1800])
     assert cuts[:3] == [3600.0, 7200.0, 10800.0]
-    assert cuts[47] == 48 * 3600.0 and cuts[48] - cuts[47] == 6 * 3600.0
-    assert cuts[-1] >= 4 * 86400.0
+    assert cuts[47] == 48 * 3600.0 and cuts[48] - cuts[47] == 6 * 3600.0  # 6-hourly after the data's first two days
+    late = [c for c in cuts if 3 * 86400 < c <= 5 * 86400]
+    assert 3 * 86400.0 + 1800 + 3600 in late and len(late) >= 48  # hourly again once the campaign starts
+    assert cuts[-1] >= 6 * 86400.0
 
 
 class _CountingModel:

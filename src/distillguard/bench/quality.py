@@ -102,11 +102,14 @@ def evaluate_scan(
     return result
 
 
-def replay_schedule(t0: float, t1: float) -> list[float]:
-    """Replay cut-offs: hourly for the first two days (where "before 2% is harvested" is decided), then 6-hourly."""
-    hourly = np.arange(t0 + 3600, min(t1, t0 + 48 * 3600) + 1, 3600)
-    later = np.arange(t0 + 48 * 3600 + 6 * 3600, t1 + 6 * 3600, 6 * 3600) if t1 > t0 + 48 * 3600 else []
-    return [float(t) for t in [*hourly, *later]]
+def replay_schedule(t0: float, t1: float, campaign_starts: Sequence[float] = ()) -> list[float]:
+    """Replay cut-offs: every hour for the first two days after each campaign starts (where "before
+    2% is harvested" is decided) and after the start of the data, and every 6 hours otherwise."""
+    hour, window = 3600.0, 48 * 3600.0
+    cuts = set(np.arange(t0 + 6 * hour, t1 + 6 * hour, 6 * hour).tolist())
+    for start in (t0, *campaign_starts):
+        cuts.update(np.arange(start + hour, min(start + window, t1 + hour) + 1, hour).tolist())
+    return sorted(float(t) for t in cuts if t > t0)
 
 
 def detection_delay(store, model, threshold: float, labels: dict[str, dict], event_campaigns: dict[str, str]) -> dict[str, Any]:
@@ -127,8 +130,13 @@ def detection_delay(store, model, threshold: float, labels: dict[str, dict], eve
     totals = events.groupby("campaign").size()
     accounts_of = {c: set(g) for c, g in events.groupby("campaign")["account_id"]}
     t0, t1 = float(store.query("SELECT min(ts) AS a FROM events").column(0)[0].as_py()), float(events["ts"].max())
+    starts = events.groupby("campaign")["ts"].min()
     detected: dict[str, float] = {}
-    for cut in replay_schedule(t0, t1):
+    for cut in replay_schedule(t0, t1, starts.tolist()):
+        # skip an hourly cut that no undetected campaign needs (it is in none's first two days)
+        pending = [c for c in accounts_of if c not in detected]
+        if (cut - t0) % (6 * 3600) and not any(starts[c] < cut <= starts[c] + 48 * 3600 + 3600 for c in pending):
+            continue
         frame = compute_account_features(store, until=cut)
         if frame.empty:
             continue
@@ -263,7 +271,7 @@ NATs, resellers) plus the named campaign(s), simulated with a seed the shipped m
 * "recall / FPR at threshold" uses the shipped model's operating point.
 * Campaign recall: a campaign counts as found when at least one of its accounts is flagged.
 * Max harvested before flag: the largest share of a campaign's exchanges made before its first flag,
-  replaying the scenario hour by hour (6-hourly after the first two days).
+  replaying the scenario hour by hour through each campaign's first two days (6-hourly otherwise).
 * Hard-negative FP: the worst flagged share among hard-negative benign personas.
 * Baselines on the same accounts: volume z-score, a gateway rate limit (60 rpm / 2,000 per day),
   PRADA-style query-distance normality, MMD window test on wordllama embeddings.

@@ -27,8 +27,8 @@ from typing import Any
 
 def bench_input(workdir: Path, events: int, seed: int = 0, scenario: str = "training") -> Path:
     """The cached benchmark log: the first ``events`` events of ``scenario``, scaled up to have enough."""
-    from distillguard.ingest.writers import write_events
     from distillguard.simulate import SCENARIOS, build_scenario
+    from distillguard.simulate.writer_process import write_events_in_child
 
     path = workdir / f"throughput-{scenario}-{events}-s{seed}.litellm.jsonl.gz"
     if path.exists():
@@ -38,7 +38,7 @@ def bench_input(workdir: Path, events: int, seed: int = 0, scenario: str = "trai
     scale = max(0.05, 1.15 * events / 280_000)
     built = build_scenario(scenario if scenario in SCENARIOS else "training", seed=seed, corpora="bundled", scale=scale)
     tmp = path.with_name(".partial-" + path.name)  # keeps the .gz suffix, so it is written compressed
-    n = write_events(itertools.islice(built.events(), events), tmp, fmt="litellm")
+    n = write_events_in_child(itertools.islice(built.events(), events), tmp, fmt="litellm")
     tmp.rename(path)
     if n < events:
         print(f"note: scenario produced {n:,} events (asked for {events:,})", file=sys.stderr)
