@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from distillguard.store.base import EventStore
@@ -70,6 +71,9 @@ class LinkConfig:
     # a pair is bound by behaviour when one binding type reaches this strength
     binding_min: dict[str, float] = field(default_factory=lambda: {"template": 0.3, "near_dup": 0.3, "timing": 0.8})
     use_minhash: bool = True
+    # content edges weaker than this are noise (two chat users who once typed the same opening) and
+    # are dropped in SQL, before anything reaches Python: they bound memory at 1M+ events
+    min_content_strength: float = 0.05
 
 
 def _exec(store: EventStore, sql: str) -> None:
@@ -157,10 +161,11 @@ def build_edges(store: EventStore, cfg: LinkConfig | None = None) -> pd.DataFram
     # template prefix and suffix rows of one pair → one template row (mean of the two halves)
     _exec(
         store,
-        """CREATE OR REPLACE TEMP TABLE _dg_link_edges AS
+        f"""CREATE OR REPLACE TEMP TABLE _dg_link_edges AS
         SELECT a, b, type, least(sum(strength), 1.0) AS strength, least(sum(raw_overlap), 1.0) AS raw_overlap,
                sum(n_keys) AS n_keys, min(example_key) AS example_key, max(group_n) AS group_n
-        FROM _dg_link_pairs GROUP BY a, b, type""",
+        FROM _dg_link_pairs GROUP BY a, b, type
+        HAVING type NOT IN ('template', 'near_dup') OR least(sum(strength), 1.0) >= {float(cfg.min_content_strength)!r}""",
     )
     _timing_edges(store, cfg)
     edges = store.query("SELECT * FROM _dg_link_edges ORDER BY a, b, type").to_pandas()
@@ -219,8 +224,6 @@ def weighted_pairs(edges: pd.DataFrame, cfg: LinkConfig | None = None) -> pd.Dat
         return pd.DataFrame(columns=["a", "b", "weight", "binding"])
     e = edges.copy()
     e["w"] = e["type"].map(cfg.weights).fillna(0.0) * e["strength"].astype(float)
-    e["bind"] = [
-        t in cfg.binding_min and float(v) >= cfg.binding_min[t] for t, v in zip(e["type"], e["raw_overlap"], strict=True)
-    ]
+    e["bind"] = e["raw_overlap"].astype(float) >= e["type"].map(cfg.binding_min).fillna(np.inf)
     out = e.groupby(["a", "b"], sort=False).agg(weight=("w", "sum"), binding=("bind", "any")).reset_index()
     return out[out["weight"] > 0]
