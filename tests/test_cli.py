@@ -95,3 +95,18 @@ def test_scan_links_campaign_accounts_into_clusters(small_sim, tmp_path):
     assert accounts[member]["cluster_id"] == flagged[0]["cluster_id"]
     graph = orjson.loads((out / "graph.json").read_bytes())
     assert graph["nodes"] and graph["edges"]
+
+
+def test_ingest_command_loads_logs_and_accounts_once(small_sim, tmp_path):
+    from distillguard.store.duckdb import DuckDBStore
+
+    db = tmp_path / "s.duckdb"
+    args = ["ingest", str(small_sim.traffic), "--store", str(db), "--accounts", str(small_sim.accounts_file), "--parquet", str(tmp_path / "pq")]
+    for _ in range(2):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+    assert f"{small_sim.events:,} already stored" in res.output
+    store = DuckDBStore(db)
+    assert store.query("SELECT count(*) FROM events").column(0)[0].as_py() == small_sim.events
+    assert store.query("SELECT count(*) FROM accounts").column(0)[0].as_py() == small_sim.accounts
+    assert (tmp_path / "pq" / "events.parquet").exists()

@@ -131,7 +131,7 @@ def ingest(
     parquet: Annotated[Optional[Path], typer.Option(help="Also export the store's tables as Parquet to this directory.")] = None,
 ) -> None:
     """Normalize LOGS into the store (no duplicates on re-ingest); bad lines are counted and quarantined."""
-    from distillguard.ingest.pipeline import ingest_accounts, ingest_files
+    from distillguard.ingest.pipeline import ingest_logs
     from distillguard.privacy import Hasher
     from distillguard.report.terminal import progress_bar
     from distillguard.store.duckdb import DuckDBStore
@@ -144,9 +144,10 @@ def ingest(
         db = DuckDBStore(store)
         qpath = quarantine or store.with_suffix(".quarantine.jsonl")
         with progress_bar(None, "ingesting") as bar:
-            report = ingest_files(logs, db, hasher, fmt=fmt, mapping=mapping, keep_text=keep_text, quarantine_path=qpath, on_progress=bar.advance)
-        if accounts:
-            report.accounts = ingest_accounts(accounts, db, hasher, qpath)
+            report = ingest_logs(
+                logs, db, hasher, accounts_path=accounts, quarantine_path=qpath, fmt=fmt, mapping=mapping,
+                keep_text=keep_text, on_progress=bar.advance,
+            )  # fmt: skip
         out_console.print(report.explain())
         if parquet:
             for path in db.export_parquet(parquet):

@@ -167,11 +167,7 @@ class ExcerptKeeper:
         self._rows: list[dict] = []
 
     def offer(self, excerpts: Sequence[tuple[str, str, float, str]]) -> None:
-        kept = self._kept
-        for account, event_id, ts, prompt in excerpts:
-            if kept.get(account, 0) < self.per_account and prompt.strip():
-                kept[account] = kept.get(account, 0) + 1
-                self._rows.append({"account_id": account, "event_id": event_id, "ts": ts, "prompt_excerpt": redact(prompt)})
+        self.offer_redacted(excerpt_candidates(excerpts, self.per_account))
 
     def offer_redacted(self, candidates: Sequence[tuple[str, str, float, str]]) -> None:
         """Like :meth:`offer`, for rows already filtered and redacted by :func:`excerpt_candidates`."""

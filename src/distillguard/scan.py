@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import orjson
 import pandas as pd
 
@@ -21,7 +20,7 @@ from distillguard.detectors.ensemble import Ensemble
 from distillguard.detectors.rules import RuleDetector, load_rules
 from distillguard.features.account import FEATURE_BY_NAME, FEATURE_NAMES, compute_account_features, population_percentiles
 from distillguard.findings import FINDINGS_SCHEMA_VERSION, AccountFinding, Evidence, ScanSummary, Signal
-from distillguard.ingest.pipeline import IngestReport, ingest_accounts, ingest_files
+from distillguard.ingest.pipeline import IngestReport, ingest_logs
 from distillguard.linking import ClusterFinding, LinkResult, link_accounts
 from distillguard.privacy import Hasher
 from distillguard.store.base import EventStore
@@ -80,13 +79,11 @@ def run_scan(
 
     t = time.perf_counter()
     stage("ingest")
-    report = ingest_files(
-        paths, store, hasher, fmt=options.fmt, mapping=options.mapping, keep_text=options.keep_text,
-        quarantine_path=out / "quarantine.jsonl", batch_size=options.batch_size, workers=options.workers,
-        on_progress=on_progress,
+    report = ingest_logs(
+        paths, store, hasher, accounts_path=options.accounts_path, quarantine_path=out / "quarantine.jsonl",
+        fmt=options.fmt, mapping=options.mapping, keep_text=options.keep_text, batch_size=options.batch_size,
+        workers=options.workers, on_progress=on_progress,
     )  # fmt: skip
-    if options.accounts_path:
-        report.accounts = ingest_accounts(options.accounts_path, store, hasher, out / "quarantine.jsonl")
     timings["ingest"] = time.perf_counter() - t
     timings.update({f"ingest.{k}": v for k, v in report.timings_s.items()})
 
@@ -255,8 +252,3 @@ def write_json_outputs(result: ScanResult) -> dict[str, Path]:
         files["clusters"] = clusters_path
         files["graph"] = result.links.write_graph(out / "graph.json")
     return files
-
-
-def labels_vector(frame: pd.DataFrame, labels: dict[str, bool]) -> np.ndarray:
-    """1/0 per row of ``frame`` from an account → is_attack mapping (missing accounts count as benign)."""
-    return np.array([1 if labels.get(str(a), False) else 0 for a in frame.index], dtype=int)

@@ -14,15 +14,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import orjson
 from sklearn.metrics import roc_auc_score
 
 from distillguard.detectors.ensemble import Ensemble
 from distillguard.errors import InputError
 from distillguard.features.account import compute_account_features
-from distillguard.ingest.pipeline import ingest_accounts, ingest_files
+from distillguard.ingest.pipeline import ingest_logs
 from distillguard.privacy import Hasher
-from distillguard.scan import labels_vector
 from distillguard.store.duckdb import DuckDBStore
 
 
@@ -39,6 +39,11 @@ def read_labels(path: str | Path) -> dict[str, bool]:
             except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
                 raise InputError(str(path), f"expected an object with account_id and is_attack ({exc})", line=line_no) from exc
     return labels
+
+
+def labels_vector(frame: pd.DataFrame, labels: dict[str, bool]) -> np.ndarray:
+    """1/0 per row of ``frame`` from an account → is_attack mapping (missing accounts count as benign)."""
+    return np.array([1 if labels.get(str(a), False) else 0 for a in frame.index], dtype=int)
 
 
 def train_model(
@@ -68,9 +73,7 @@ def train_model(
     stage("ingesting")
     store = DuckDBStore(workdir / "train.duckdb")
     hasher = Hasher.from_config()
-    ingest_files(paths, store, hasher, quarantine_path=workdir / "quarantine.jsonl")
-    if accounts_path:
-        ingest_accounts(accounts_path, store, hasher)
+    ingest_logs(paths, store, hasher, accounts_path=accounts_path, quarantine_path=workdir / "quarantine.jsonl")
     stage("computing features")
     frame = compute_account_features(store)
     y = labels_vector(frame, read_labels(labels_path))

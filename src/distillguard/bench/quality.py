@@ -29,6 +29,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from distillguard.detectors.ensemble import Ensemble
 from distillguard.scan import ScanOptions, run_scan
+from distillguard.training import labels_vector
 
 #: A seed offset so benchmark traffic never coincides with the training scenario's seed 0.
 EVAL_SEED = 1000
@@ -76,7 +77,7 @@ def evaluate_scan(
     ``text_scores``: per text baseline (PRADA, MMD) a score per account, computed from the raw prompts.
     """
     ids = [str(a) for a in frame.index]
-    y = np.array([1 if labels.get(a, {}).get("is_attack") else 0 for a in ids])
+    y = labels_vector(frame, {a: bool(row.get("is_attack")) for a, row in labels.items()})
     scores = frame["score"].to_numpy()
     flagged = scores >= threshold
     result: dict[str, Any] = {"accounts": len(ids), "attack_accounts": int(y.sum()), "distillguard": score_metrics(y, scores, flagged)}

@@ -424,3 +424,19 @@ def ingest_accounts(path: str | Path, store: EventStore, hasher: Hasher, quarant
     finally:
         quarantine.close()
     return store.append("accounts", pa.Table.from_pylist(rows, schema=ACCOUNT_SCHEMA))
+
+
+def ingest_logs(
+    paths: Iterable[str | Path],
+    store: EventStore,
+    hasher: Hasher,
+    *,
+    accounts_path: str | Path | None = None,
+    quarantine_path: str | Path | None = None,
+    **options,
+) -> IngestReport:
+    """:func:`ingest_files` and, when given, :func:`ingest_accounts`: what a scan or a training run loads."""
+    report = ingest_files(paths, store, hasher, quarantine_path=quarantine_path, **options)
+    if accounts_path:
+        report.accounts = ingest_accounts(accounts_path, store, hasher, quarantine_path)
+    return report
