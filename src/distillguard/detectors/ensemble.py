@@ -76,6 +76,11 @@ class Ensemble(Detector):
         self._population_fitted = True
         return self
 
+    @property
+    def population_fitted(self) -> bool:
+        """True once the isolation part has seen the population it scores against."""
+        return self._population_fitted
+
     def fit(self, frame: pd.DataFrame, labels: np.ndarray | None = None, *, target_fpr: float = 0.001) -> Ensemble:
         self.fit_population(frame)
         if labels is None:

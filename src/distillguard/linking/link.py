@@ -132,7 +132,7 @@ def _score_clusters(
         pd.DataFrame({"account_id": list(unit_of), "unit_id": list(unit_of.values())}),
     ], ignore_index=True)  # fmt: skip
     pooled = pooled_features(store, units)
-    if not getattr(model, "_population_fitted", False):
+    if not model.population_fitted:  # pooled rows are scored against the account population
         model.fit_population(frame[list(FEATURE_NAMES)])
     pooled_scores = pd.Series(model.score(pooled), index=pooled.index) if len(pooled) else pd.Series(dtype=float)
     samples = cluster_samples(store)
