@@ -1,0 +1,146 @@
+"""The contract between the gateway's parts: what a request looks like to the
+enforcer, what the enforcer decides, and the two small interfaces behind them.
+
+The proxy (:mod:`distillguard.gateway.app`) and the LiteLLM plugin
+(:mod:`distillguard.gateway.litellm_plugin`) both build a :class:`RequestInfo`,
+ask an :class:`Enforcer` for a :class:`Decision`, apply it, and hand the
+finished exchange to a :class:`Recorder`.  Recorded exchanges are normalized
+with :func:`distillguard.normalize.normalize_batch` (the batch scan's one
+normalization step) and the resulting ``EVENT_SCHEMA`` rows are fed back to
+the enforcer through :meth:`Enforcer.observe`, so online scoring sees the same
+columns the batch scan does.
+
+Example:
+    >>> d = Decision.allow()
+    >>> d.enforced, d.actions
+    (False, (<Action.ALLOW: 'allow'>,))
+    >>> Decision(actions=(Action.BLOCK,), reason="account blocked by analyst", status=403).error_body()["error"]["code"]
+    'distillguard_blocked'
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import pyarrow as pa
+
+from distillguard.schema import RawEvent
+
+
+class Action(str, Enum):
+    """What a policy can do to one request.  Several may apply at once (e.g. strip + clamp)."""
+
+    ALLOW = "allow"
+    FLAG = "flag"  # allow, but record the decision as a flag
+    THROTTLE = "throttle"  # token bucket says no: 429 with Retry-After
+    STRIP_LOGPROBS = "strip_logprobs"  # drop logprobs / top_logprobs from the request
+    CLAMP = "clamp"  # clamp n and max tokens (Decision.clamp)
+    WITHHOLD_REASONING = "withhold_reasoning"  # drop reasoning content from the response
+    BLOCK = "block"  # refuse: 403 with an OpenAI-style error body
+
+
+#: Actions that refuse the request outright.
+REFUSING = frozenset({Action.THROTTLE, Action.BLOCK})
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """One client request as the enforcer sees it, before it goes upstream."""
+
+    account_id: str
+    endpoint: str  # e.g. "/v1/chat/completions"
+    body: dict[str, Any]  # parsed JSON body; never mutated by the enforcer
+    api_key_hash: int | None = None  # the gateway's keyed hash of the client's key, never the key
+    ip: str | None = None
+    user_agent: str | None = None
+    end_user: str | None = None  # body["user"] / safety_identifier, if any
+    est_tokens: int = 0  # estimated prompt tokens + requested max tokens: the token-bucket cost
+    ts: float = 0.0  # arrival, epoch seconds
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The enforcer's answer for one request, with the reason a person can read.
+
+    ``shadow`` decisions are logged and counted but not applied (dry-run mode).
+    """
+
+    actions: tuple[Action, ...]
+    reason: str = ""
+    score: float | None = None  # the account's (or its cluster's) current risk score
+    account_id: str | None = None
+    cluster_id: str | None = None
+    policy_rule: str | None = None  # name of the policy rule that matched
+    shadow: bool = False
+    status: int | None = None  # HTTP status when refusing (429 throttle, 403 block)
+    retry_after_s: float | None = None
+    clamp: dict[str, int] = field(default_factory=dict)  # e.g. {"max_tokens": 512, "n": 1}
+
+    @staticmethod
+    def allow(reason: str = "", **kw: Any) -> Decision:
+        return Decision(actions=(Action.ALLOW,), reason=reason, **kw)
+
+    @property
+    def enforced(self) -> bool:
+        """True when the decision changes what the client gets (and is not shadow)."""
+        return not self.shadow and any(a not in (Action.ALLOW, Action.FLAG) for a in self.actions)
+
+    @property
+    def refuses(self) -> bool:
+        return not self.shadow and any(a in REFUSING for a in self.actions)
+
+    def error_body(self) -> dict[str, Any]:
+        """OpenAI-style error body for a refused request."""
+        throttled = Action.THROTTLE in self.actions
+        return {
+            "error": {
+                "message": self.reason or ("rate limited" if throttled else "request refused"),
+                "type": "rate_limit_error" if throttled else "permission_error",
+                "param": None,
+                "code": "distillguard_throttled" if throttled else "distillguard_blocked",
+            }
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "actions": [a.value for a in self.actions],
+            "reason": self.reason,
+            "score": self.score,
+            "account_id": self.account_id,
+            "cluster_id": self.cluster_id,
+            "policy_rule": self.policy_rule,
+            "shadow": self.shadow,
+            "status": self.status,
+            "retry_after_s": self.retry_after_s,
+            "clamp": dict(self.clamp),
+        }
+
+
+class Enforcer(ABC):
+    """Decides what to do with a request, and learns from what was recorded."""
+
+    @abstractmethod
+    async def decide(self, request: RequestInfo) -> Decision:
+        """The decision for ``request``; must be fast (a lookup and a token-bucket take)."""
+
+    @abstractmethod
+    def observe(self, events: pa.Table) -> None:
+        """Feed normalized ``EVENT_SCHEMA`` rows of recorded exchanges to online scoring.
+
+        Called from the recorder's flush thread; must not block for long.
+        """
+
+
+class Recorder(ABC):
+    """Durably records finished exchanges (write-ahead first, store in batches)."""
+
+    @abstractmethod
+    def record(self, event: RawEvent) -> None:
+        """Append one exchange; returns once it is in the write-ahead file."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush everything to the store and stop."""
