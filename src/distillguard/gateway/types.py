@@ -144,3 +144,27 @@ class Recorder(ABC):
     @abstractmethod
     def close(self) -> None:
         """Flush everything to the store and stop."""
+
+
+class EnforcerAdmin(ABC):
+    """What the admin API reads and changes; the enforcer implements it next to :class:`Enforcer`."""
+
+    @abstractmethod
+    def account_risk(self, account_id: str) -> dict[str, Any]:
+        """Current score, flag, cluster, top signals, override and bucket state of one account."""
+
+    @abstractmethod
+    def cluster_risk(self, cluster_id: str) -> dict[str, Any]:
+        """Current score, members and bucket state of one cluster."""
+
+    @abstractmethod
+    def set_override(self, account_id: str, action: Action, reason: str, *, by: str = "admin") -> None:
+        """Manual override: ``Action.ALLOW`` (never enforce) or ``Action.BLOCK`` (always refuse)."""
+
+    @abstractmethod
+    def clear_override(self, account_id: str) -> bool:
+        """Remove a manual override; False when there was none."""
+
+    @abstractmethod
+    def decisions(self, limit: int = 100, account_id: str | None = None) -> list[dict[str, Any]]:
+        """The most recent non-trivial decisions, newest first (``Decision.to_dict`` plus ``ts``)."""
