@@ -76,6 +76,8 @@ class AccountFinding:
     last_seen: float | None = None
     sample_prompts: list[str] = field(default_factory=list)  # redacted excerpts
     detector_scores: dict[str, float] = field(default_factory=dict)
+    #: harvesting end users inside a shared account (distillguard.subaccounts.SubAccountFinding.to_dict)
+    flagged_end_users: list[dict[str, Any]] = field(default_factory=list)
 
     def explain(self) -> str:
         head = f"{self.account_id}: score {self.score:.3f}{' FLAGGED' if self.flagged else ''}"
@@ -108,6 +110,7 @@ class ScanSummary:
     est_output_tokens_harvested: int = 0
     n_clusters: int = 0  # linked groups of 2+ accounts
     n_clusters_flagged: int = 0
+    n_end_users_flagged: int = 0  # harvesting end users found inside shared accounts
     model_version: str | None = None
     generated_at: float | None = None
 
