@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -233,13 +234,20 @@ ORDER BY b.account_id
 """
 
 
-def compute_account_features(store: EventStore, *, until: float | None = None) -> pd.DataFrame:
+def compute_account_features(
+    store: EventStore, *, until: float | None = None, accounts: Sequence[str] | None = None
+) -> pd.DataFrame:
     """One row per account (index ``account_id``): every feature in ``FEATURES`` plus first_ts / last_ts.
 
-    ``until`` restricts the events to ``ts < until`` (replays, online re-scoring).
+    ``until`` restricts the events to ``ts < until`` (replays, online re-scoring).  ``accounts``
+    keeps only those accounts' rows; the features that compare an account with the others
+    (``ip_prefix_accounts``, ``new_model_share``) are still computed over all events.
     """
     source = "events" if until is None else f"(SELECT * FROM events WHERE ts < {float(until)!r})"
-    frame = store.query(account_features_sql(source)).to_pandas()
+    sql, params = account_features_sql(source), None
+    if accounts is not None:
+        sql, params = f"SELECT * FROM ({sql}) f WHERE f.account_id IN (SELECT unnest(?::VARCHAR[]))", [list(accounts)]
+    frame = store.query(sql, params).to_pandas()
     frame = frame.set_index("account_id")
     for name in FEATURE_NAMES:
         frame[name] = frame[name].astype("float64").fillna(0.0)

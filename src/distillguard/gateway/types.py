@@ -78,6 +78,9 @@ class Decision:
     status: int | None = None  # HTTP status when refusing (429 throttle, 403 block)
     retry_after_s: float | None = None
     clamp: dict[str, int] = field(default_factory=dict)  # e.g. {"max_tokens": 512, "n": 1}
+    # what a refused client is told; ``reason`` (rule, score, evidence) is for operators and logs,
+    # and would tell a harvester which signal gave it away.  None: fall back to ``reason``.
+    message: str | None = None
 
     @staticmethod
     def allow(reason: str = "", **kw: Any) -> Decision:
@@ -97,7 +100,7 @@ class Decision:
         throttled = Action.THROTTLE in self.actions
         return {
             "error": {
-                "message": self.reason or ("rate limited" if throttled else "request refused"),
+                "message": self.message or self.reason or ("rate limited" if throttled else "request refused"),
                 "type": "rate_limit_error" if throttled else "permission_error",
                 "param": None,
                 "code": "distillguard_throttled" if throttled else "distillguard_blocked",
@@ -116,6 +119,7 @@ class Decision:
             "status": self.status,
             "retry_after_s": self.retry_after_s,
             "clamp": dict(self.clamp),
+            "message": self.message,
         }
 
 
@@ -133,13 +137,20 @@ class Enforcer(ABC):
         Called from the recorder's flush thread; must not block for long.
         """
 
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Stop background work and release connections (the proxy calls it at shutdown)."""
+
 
 class Recorder(ABC):
     """Durably records finished exchanges (write-ahead first, store in batches)."""
 
     @abstractmethod
-    def record(self, event: RawEvent) -> None:
-        """Append one exchange; returns once it is in the write-ahead file."""
+    def record(self, event: RawEvent, extra: dict[str, Any] | None = None) -> None:
+        """Append one exchange; returns once it is in the write-ahead file.
+
+        ``extra``: what the event schema has no column for (the gateway passes
+        ``endpoint``, ``http_status``, ``error`` and ``decision`` = ``Decision.to_dict()``).
+        """
 
     @abstractmethod
     def close(self) -> None:

@@ -1,0 +1,119 @@
+"""Online scoring: simulated traffic in, risk records out, with the batch scan's features and detectors."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from distillguard.detectors.ensemble import Ensemble
+from distillguard.features.account import FEATURE_NAMES, compute_account_features
+from distillguard.gateway.online import OnlineScorer
+from distillguard.gateway.state import ONLINE, MemoryState
+from distillguard.store.duckdb import DuckDBStore
+from tests.factories import event_row, events_table
+
+
+def _feed(scorer: OnlineScorer, events, chunks: int = 4) -> None:
+    """Feed events as the recorder's flushes would, letting the scorer step after each."""
+    step = -(-events.num_rows // chunks)
+    for i in range(0, events.num_rows, step):
+        scorer.observe(events.slice(i, step))
+        scorer.step()
+
+
+@pytest.fixture(scope="module")
+def scored(demo_traffic):
+    events, labels = demo_traffic
+    state = MemoryState()
+    scorer = OnlineScorer(state.risk, rescore_interval_s=0.0)
+    _feed(scorer, events)
+    return state, scorer, labels
+
+
+def _records(state, labels, persona):
+    out = [state.risk.get(ONLINE, a) for a, lab in labels.items() if lab["persona"] == persona]
+    return [r for r in out if r is not None]
+
+
+def test_harvesting_accounts_rise_above_the_threshold_and_benign_ones_do_not(scored):
+    state, scorer, labels = scored
+    for persona in ("reasoning_coercion", "logprob_harvest", "naive_bulk", "tool_use_harvest"):
+        records = _records(state, labels, persona)
+        assert records, persona
+        assert all(r["flagged"] and r["score"] >= scorer.threshold for r in records), (persona, records)
+    coercion = _records(state, labels, "reasoning_coercion")[0]
+    assert "reasoning_trace_coercion" in coercion["rule_ids"]
+    assert "Reasoning-trace coercion" in coercion["evidence"][0]
+    benign = [r for a, lab in labels.items() if not lab["is_attack"] and (r := state.risk.get(ONLINE, a))]
+    assert len(benign) >= 20
+    assert not [r for r in benign if r["flagged"]], "a genuine account was flagged online"
+    for persona in ("batch_pipeline", "eval_run", "chat_user", "corporate_nat"):  # hard negatives included
+        assert all(r["score"] < scorer.threshold for r in _records(state, labels, persona))
+
+
+def test_online_scores_equal_the_batch_scans_on_the_same_events(demo_traffic, scored):
+    events, _ = demo_traffic
+    state, scorer, _ = scored
+    batch_store = DuckDBStore(":memory:")
+    batch_store.append("events", events)
+    frame = compute_account_features(batch_store)
+    batch = Ensemble.load()
+    batch.fit_population(frame[list(FEATURE_NAMES)])
+    want = dict(zip(frame.index, batch.score(frame), strict=True))
+    scorer.rescore(list(frame.index), refit=True)  # population fitted on the whole window, as the batch scan does
+    got = {a: state.risk.get(ONLINE, a)["score"] for a in frame.index if frame.loc[a, "n_events"] >= scorer.min_events}
+    assert got
+    np.testing.assert_allclose([got[a] for a in got], [want[a] for a in got], atol=1e-5)
+
+
+def test_only_changed_accounts_are_rescored(demo_traffic, scored):
+    state, scorer, _ = scored
+    before = scorer.stats.accounts_scored
+    t_end = max(demo_traffic[0].column("ts").to_pylist())
+    rows = [event_row(i, "acct-late", t_end + i * 30.0) for i in range(6)]
+    scorer.observe(events_table(rows))
+    records = scorer.step()
+    assert [r.subject for r in records] == ["acct-late"]
+    assert scorer.stats.accounts_scored == before + 1
+    assert state.risk.get(ONLINE, "acct-late")["n_events"] == 6
+
+
+def test_window_evicts_by_event_time_and_caps_events():
+    scorer = OnlineScorer(MemoryState().risk, window_s=3600.0, max_events=50, rescore_interval_s=3600.0)
+    scorer.observe(events_table([event_row(i, "old", 1.7e9 + i) for i in range(30)]))
+    scorer.observe(events_table([event_row(i, "new", 1.7e9 + 7200 + i) for i in range(80)]))
+    scorer.ingest_pending()
+    left = scorer.store.query("SELECT account_id, count(*) AS n FROM events GROUP BY 1").to_pylist()
+    assert left == [{"account_id": "new", "n": 50}]
+    assert scorer.stats.events_in_window == 50
+    scorer.observe(events_table([event_row(i, "new", 1.7e9 + 7200 + i) for i in range(80)]))  # replayed: no duplicates
+    scorer.ingest_pending()
+    assert scorer.stats.events_in_window == 50
+
+
+def test_few_events_are_not_scored_and_observe_never_blocks():
+    state = MemoryState()
+    scorer = OnlineScorer(state.risk, rescore_interval_s=0.0, min_events=5, max_pending_batches=2)
+    rows = [event_row(i, "light", 1.7e9 + i * 60.0) for i in range(3)]
+    for _ in range(3):
+        scorer.observe(events_table(rows))
+    assert scorer.stats.batches_dropped == 1
+    assert scorer.step() == [] and state.risk.get(ONLINE, "light") is None
+
+
+def test_background_thread_scores_and_stops(demo_traffic):
+    events, labels = demo_traffic
+    state = MemoryState()
+    scorer = OnlineScorer(state.risk, rescore_interval_s=0.05).start()
+    try:
+        scorer.observe(events)
+        harvester = next(a for a, lab in labels.items() if lab["persona"] == "logprob_harvest")
+        deadline = time.monotonic() + 20
+        while state.risk.get(ONLINE, harvester) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert state.risk.get(ONLINE, harvester)["flagged"]
+    finally:
+        scorer.close()
+    assert scorer.stats.errors == 0
