@@ -96,7 +96,7 @@ def parent_of(sub_id: str) -> str:
     return sub_id.split(SEPARATOR, 1)[0]
 
 
-def _end_user_view(shared: str) -> str:
+def _end_user_view(shared: str, until: float | None = None) -> str:
     """All events, with the shared accounts' events relabelled by end user (portable SQL).
 
     All events stay in the view so that population-wide parts of the feature SQL (when each model
@@ -107,15 +107,19 @@ def _end_user_view(shared: str) -> str:
         f"CASE WHEN account_id IN (SELECT account_id FROM {shared}) THEN account_id || '{SEPARATOR}' || "
         "coalesce(CAST(end_user_hash AS VARCHAR), 'none') ELSE account_id END"
     )
-    return f"(SELECT {cols}, {label} AS account_id FROM events)"
+    where = "" if until is None else f" WHERE ts < {float(until)!r}"
+    return f"(SELECT {cols}, {label} AS account_id FROM events{where})"
 
 
-def end_user_features(store: EventStore, frame: pd.DataFrame, config: SubAccountConfig = SubAccountConfig()) -> pd.DataFrame:
+def end_user_features(
+    store: EventStore, frame: pd.DataFrame, config: SubAccountConfig = SubAccountConfig(), *, until: float | None = None
+) -> pd.DataFrame:
     """Feature rows (index = sub-account id) for the end users of shared accounts worth scoring.
 
     ``frame`` is the scan's account feature frame (index = account id); accounts in it with at
-    least ``config.min_end_users`` distinct end users are the shared ones.  Returns an empty
-    frame when there are none.
+    least ``config.min_end_users`` distinct end users are the shared ones.  ``until`` restricts the
+    events to ``ts < until``, as for the account frame (replays).  Returns an empty frame when
+    there are none.
     """
     if "distinct_end_users" not in frame or frame.empty:
         return pd.DataFrame(columns=list(FEATURE_NAMES))
@@ -124,7 +128,7 @@ def end_user_features(store: EventStore, frame: pd.DataFrame, config: SubAccount
         return pd.DataFrame(columns=list(FEATURE_NAMES))
     sub = store.query(
         f"""WITH shared AS (SELECT unnest(?::VARCHAR[]) AS account_id)
-            SELECT * FROM ({account_features_sql(_end_user_view("shared"))}) f
+            SELECT * FROM ({account_features_sql(_end_user_view("shared", until))}) f
             WHERE f.account_id LIKE '%{SEPARATOR}%' AND f.n_events >= ?""",
         [shared, int(config.min_events)],
     ).to_pandas()
@@ -139,14 +143,15 @@ def end_user_features(store: EventStore, frame: pd.DataFrame, config: SubAccount
 
 
 def score_end_users(
-    store: EventStore, frame: pd.DataFrame, model: Ensemble, threshold: float, config: SubAccountConfig = SubAccountConfig()
+    store: EventStore, frame: pd.DataFrame, model: Ensemble, threshold: float, config: SubAccountConfig = SubAccountConfig(),
+    *, until: float | None = None,
 ) -> list[SubAccountFinding]:
     """Score the end users of shared accounts; flagged ones explain themselves.
 
     ``model`` must already be fitted on the account population (the scan does this first), so
     end users are judged against accounts, not against each other.
     """
-    sub = end_user_features(store, frame, config)
+    sub = end_user_features(store, frame, config, until=until)
     if sub.empty:
         return []
     per_detector = model.detector_scores(sub)

@@ -120,6 +120,7 @@ def detection_delay(store, model, threshold: float, labels: dict[str, dict], eve
     traffic (a reseller), the events the simulator labelled with the campaign.
     """
     from distillguard.features.account import compute_account_features
+    from distillguard.subaccounts import score_end_users
 
     events = store.query("SELECT event_id, account_id, ts FROM events").to_pandas()
     member = {a: lab["campaign_id"] for a, lab in labels.items() if lab.get("campaign_id") and lab.get("is_attack")}
@@ -143,6 +144,7 @@ def detection_delay(store, model, threshold: float, labels: dict[str, dict], eve
             continue
         model.fit_population(frame)
         flagged = set(frame.index[model.score(frame) >= threshold])
+        flagged |= {f.account_id for f in score_end_users(store, frame, model, threshold, until=cut) if f.flagged}
         for c, accounts in accounts_of.items():
             if c not in detected and accounts & flagged:
                 detected[c] = cut
