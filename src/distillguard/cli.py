@@ -213,6 +213,48 @@ def simulate(
     out_console.print(result)
 
 
+@app.command()
+def serve(
+    config: Annotated[Optional[Path], typer.Option(help="Gateway config file (YAML/JSON, fields of GatewayConfig); options below override it.")] = None,
+    upstream: Annotated[Optional[str], typer.Option(help="Upstream base URL including /v1, e.g. https://api.openai.com/v1.")] = None,
+    upstream_key_env: Annotated[Optional[str], typer.Option(help="Env var holding the upstream API key (default DISTILLGUARD_UPSTREAM_KEY).")] = None,
+    keys: Annotated[Optional[Path], typer.Option(help="Client API keys -> accounts (YAML/JSON).")] = None,
+    store: Annotated[Optional[Path], typer.Option(help="DuckDB store the exchanges are recorded to.")] = None,
+    wal_dir: Annotated[Optional[Path], typer.Option(help="Write-ahead directory (replayed at start).")] = None,
+    secret_file: Annotated[Optional[Path], typer.Option(help="File holding the hashing secret (else $DISTILLGUARD_SECRET).")] = None,
+    policy: Annotated[Optional[Path], typer.Option(help="Policy YAML (hot-reloaded).")] = None,
+    redis_url: Annotated[Optional[str], typer.Option(help="Share enforcement state across replicas through Redis.")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="Model file for online scoring (default: the shipped one).")] = None,
+    decisions_from: Annotated[Optional[Path], typer.Option(help="A `distillguard scan` output directory to load as decisions.")] = None,
+    host: Annotated[Optional[str], typer.Option(help="Listen address (default 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Listen port (default 8000).")] = None,
+    max_body_bytes: Annotated[Optional[int], typer.Option(help="Larger request bodies get 413 (default 4 MiB).")] = None,
+    read_timeout: Annotated[Optional[float], typer.Option(help="Seconds of upstream silence before 504 (default 120).")] = None,
+    wal_fsync_interval: Annotated[Optional[float], typer.Option(help="fsync the WAL this often; 0 = on every record (default 0.05).")] = None,
+    keep_text: Annotated[Optional[bool], typer.Option("--keep-text/--no-keep-text", help="Also store clear prompt/completion text.")] = None,
+) -> None:
+    """Run the OpenAI-compatible gateway: authenticate, decide, enforce, forward, record every exchange."""
+    from distillguard.gateway.app import serve as run_gateway
+    from distillguard.gateway.config import GatewayConfig
+
+    try:
+        cfg = GatewayConfig.from_file(config) if config else GatewayConfig()
+        as_str = lambda p: str(p) if p is not None else None  # noqa: E731
+        cfg = cfg.with_overrides(
+            upstream_url=upstream, upstream_key_env=upstream_key_env, keys_file=as_str(keys), store_path=as_str(store),
+            wal_dir=as_str(wal_dir), secret_file=as_str(secret_file), policy_path=as_str(policy), redis_url=redis_url,
+            model_path=as_str(model), decisions_dir=as_str(decisions_from), host=host, port=port,
+            max_body_bytes=max_body_bytes, read_timeout_s=read_timeout, wal_fsync_interval_s=wal_fsync_interval,
+            keep_text=keep_text,
+        )  # fmt: skip
+        if not cfg.keys_file:
+            _fail(DistillguardError("the gateway needs --keys (a file mapping API keys to accounts)"))
+        console.print(f"distillguard gateway on http://{cfg.host}:{cfg.port} -> {cfg.upstream_url} (store {cfg.store_path})")
+        run_gateway(cfg)
+    except DistillguardError as exc:
+        _fail(exc)
+
+
 @rules_app.command("list")
 def rules_list(rules: Annotated[Optional[list[Path]], typer.Option("--rules", help="Extra rule directories.")] = None) -> None:
     """Show every rule with its severity and conditions."""

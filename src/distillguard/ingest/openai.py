@@ -161,3 +161,92 @@ def openai_event(record: dict[str, Any], raw: bytes, source_file: str, line_no: 
     fill_response(ev, response)
     ev["model"] = ev["model"] or str_field(response, "model", "response.model")
     return ev
+
+
+# ---------------------------------------------------------------- other endpoints, seen as chat.completions
+# The gateway proxies /v1/completions, /v1/responses and /v1/embeddings as well; their bodies are
+# mapped to the chat.completions shape so fill_request / fill_response stay the one parser.
+
+
+def as_chat_request(endpoint: str, request: dict[str, Any]) -> dict[str, Any]:
+    """A request body of ``endpoint`` as the chat.completions request fields it corresponds to.
+
+    Example:
+        >>> as_chat_request("/v1/responses", {"model": "m", "instructions": "be brief", "input": "hi",
+        ...                                    "max_output_tokens": 64})["messages"]
+        [{'role': 'system', 'content': 'be brief'}, {'role': 'user', 'content': 'hi'}]
+    """
+    if endpoint.endswith("/chat/completions"):
+        return request
+    get = request.get
+    if endpoint.endswith("/responses"):
+        messages: list[Any] = []
+        if isinstance(get("instructions"), str):
+            messages.append({"role": "system", "content": get("instructions")})
+        items = get("input")
+        if isinstance(items, str):
+            messages.append({"role": "user", "content": items})
+        elif isinstance(items, list):  # message items have a role; tool outputs and the like do not
+            messages.extend(i for i in items if isinstance(i, dict) and isinstance(i.get("role"), str))
+        reasoning = get("reasoning")
+        return {
+            "model": get("model"), "temperature": get("temperature"), "top_p": get("top_p"),
+            "top_logprobs": get("top_logprobs"), "logprobs": True if get("top_logprobs") else None,
+            "max_tokens": get("max_output_tokens"), "stream": get("stream"), "tools": get("tools"),
+            "reasoning_effort": reasoning.get("effort") if isinstance(reasoning, dict) else None,
+            "user": get("user"), "safety_identifier": get("safety_identifier"), "messages": messages,
+        }  # fmt: skip
+    prompt = get("prompt") if endpoint.endswith("/completions") else get("input")
+    if isinstance(prompt, list):  # several prompts (or token arrays): the text ones, one user message each
+        prompt = [{"role": "user", "content": p} for p in prompt if isinstance(p, str)]
+    elif not isinstance(prompt, str):
+        prompt = None
+    logprobs = get("logprobs")  # /v1/completions: an integer count, not a flag
+    return {
+        "model": get("model"), "temperature": get("temperature"), "top_p": get("top_p"), "n": get("n"),
+        "seed": get("seed"), "stream": get("stream"), "max_tokens": get("max_tokens"), "user": get("user"),
+        "logprobs": bool(logprobs) if isinstance(logprobs, int) else None,
+        "top_logprobs": logprobs if isinstance(logprobs, int) and not isinstance(logprobs, bool) else None,
+        "messages": prompt,
+    }  # fmt: skip
+
+
+def as_chat_response(endpoint: str, response: dict[str, Any]) -> dict[str, Any]:
+    """A response body of ``endpoint`` as the chat.completion fields it corresponds to (first choice, usage).
+
+    Example:
+        >>> as_chat_response("/v1/completions", {"choices": [{"text": "4"}], "usage": {"prompt_tokens": 3}})
+        {'choices': [{'message': {'content': '4'}}], 'usage': {'prompt_tokens': 3}}
+    """
+    if endpoint.endswith("/chat/completions"):
+        return response
+    usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
+    if endpoint.endswith("/responses"):
+        texts, reasoning, tool_calls = [], [], []
+        for item in response.get("output") or []:
+            if not isinstance(item, dict):
+                continue
+            kind = item.get("type")
+            if kind == "message":
+                texts.append(content_text(item.get("content"), "response.output.content"))
+            elif kind == "reasoning":
+                parts = (item.get("content") or []) + (item.get("summary") or [])
+                reasoning.extend(p.get("text", "") for p in parts if isinstance(p, dict))
+            elif kind in ("function_call", "custom_tool_call"):
+                tool_calls.append(item)
+        details = usage.get("output_tokens_details")
+        message = {"content": "\n".join(texts) if texts else None, "reasoning_content": "\n".join(reasoning) or None}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        return {
+            "choices": [{"message": message}],
+            "usage": {
+                "prompt_tokens": usage.get("input_tokens"), "completion_tokens": usage.get("output_tokens"),
+                "completion_tokens_details": details if isinstance(details, dict) else {},
+            },
+        }  # fmt: skip
+    if endpoint.endswith("/completions"):
+        choices = response.get("choices")
+        first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        return {"choices": [{"message": {"content": first.get("text")}}], "usage": usage}
+    return {"usage": usage}  # embeddings: no text back, only usage

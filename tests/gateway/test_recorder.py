@@ -1,0 +1,100 @@
+"""WALRecorder: WAL first, store in batches, observe, replay without duplicates."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from distillguard.gateway.recorder import WALRecorder
+from distillguard.privacy import Hasher
+from distillguard.store.duckdb import DuckDBStore
+from tests.gateway.factories import ScriptedEnforcer
+
+
+def raw_event(i: int, account: str = "acct-1") -> dict:
+    return {
+        "event_id": f"e{i}", "ts": 1.7e9 + i, "end_ts": 1.7e9 + i + 0.5, "account_id": account, "api_key": "123",
+        "model": "m", "status": "success", "source_format": "gateway",
+        "messages": [{"role": "user", "content": f"Question number {i}: what is {i}+{i}?"}], "completion_text": str(2 * i),
+    }  # fmt: skip
+
+
+def ids(store: DuckDBStore, table: str = "events") -> list[str]:
+    return sorted(store.query(f"SELECT event_id FROM {table}").column(0).to_pylist())
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = DuckDBStore(tmp_path / "gw.duckdb")
+    yield s
+    s.close()
+
+
+def test_records_reach_the_store_and_the_enforcer(tmp_path, store):
+    enforcer = ScriptedEnforcer()
+    rec = WALRecorder(tmp_path / "wal", store, Hasher(b"k"), enforcer=enforcer, flush_batch=8, flush_interval_s=0.05)
+    rec.start()
+    for i in range(20):
+        rec.record(raw_event(i), {"endpoint": "/v1/chat/completions", "http_status": 200,
+                                  "decision": {"actions": ["flag"], "reason": "r", "shadow": False, "score": 0.7}})  # fmt: skip
+    deadline = time.monotonic() + 5
+    while rec.pending and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert rec.pending == 0 and rec.lag_s == 0.0
+    assert ids(store) == sorted(f"e{i}" for i in range(20))
+    assert sorted(enforcer.observed_ids()) == ids(store)
+    row = store.query("SELECT account_id, api_key_hash, n_user_turns FROM events WHERE event_id='e3'").to_pylist()[0]
+    assert row["account_id"] == "acct-1" and row["api_key_hash"] == Hasher(b"k").hash("123") and row["n_user_turns"] == 1
+    log = store.query("SELECT endpoint, http_status, actions, score FROM gateway_log WHERE event_id='e3'").to_pylist()[0]
+    assert log == {"endpoint": "/v1/chat/completions", "http_status": 200, "actions": "flag", "score": 0.7}
+    assert len(ids(store, "samples")) == 5  # redacted excerpts, per account
+    rec.close()
+    assert list((tmp_path / "wal").glob("wal-*")) == []  # everything stored: nothing left to replay
+
+
+def test_wal_holds_records_until_stored(tmp_path, store):
+    rec = WALRecorder(tmp_path / "wal", store, Hasher(b"k"))  # not started: nothing is flushed
+    rec.record(raw_event(1))
+    assert rec.pending == 1 and ids(store) == []
+    [segment] = (tmp_path / "wal").glob("wal-*")
+    assert segment.stat().st_size > 0 and oct(segment.stat().st_mode & 0o777) == "0o600"
+
+
+def test_replay_after_a_crash_stores_each_record_once(tmp_path, store):
+    hasher = Hasher(b"k")
+    crashed = WALRecorder(tmp_path / "wal", store, hasher, flush_batch=4)
+    for i in range(6):
+        crashed.record(raw_event(i))
+    crashed._flush_all()  # e0..e5 stored, but the segment is still open: it survives the "crash"
+    for i in range(6, 10):
+        crashed.record(raw_event(i))  # written, never stored
+    os.close(crashed.wal._fd)  # the process dies: no close()
+
+    enforcer = ScriptedEnforcer()
+    restarted = WALRecorder(tmp_path / "wal", store, hasher, enforcer=enforcer)
+    assert restarted.start() == 10
+    assert ids(store) == sorted(f"e{i}" for i in range(10))
+    assert store.query("SELECT count(*) FROM events").column(0)[0].as_py() == 10
+    assert sorted(enforcer.observed_ids()) == [f"e{i}" for i in range(6, 10)]  # only what had not been stored
+    restarted.close()
+    assert list((tmp_path / "wal").glob("wal-*")) == []
+
+
+def test_an_unnormalizable_record_is_set_aside_not_blocking(tmp_path, store):
+    rec = WALRecorder(tmp_path / "wal", store, Hasher(b"k"))
+    rec.record(raw_event(1))
+    rec.record({**raw_event(2), "messages": "not a list of messages"})
+    rec.record(raw_event(3))
+    rec.close()
+    assert ids(store) == ["e1", "e3"]
+    assert b'"e2"' in (tmp_path / "wal" / "rejected.jsonl").read_bytes()
+
+
+def test_fsync_every_record_mode(tmp_path, store):
+    rec = WALRecorder(tmp_path / "wal", store, Hasher(b"k"), fsync_interval_s=0)
+    rec.start()
+    rec.record(raw_event(1))
+    rec.close()
+    assert ids(store) == ["e1"]
