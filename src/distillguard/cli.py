@@ -292,8 +292,9 @@ def bench_throughput(
     workdir: Annotated[Path, typer.Option(help="Where the cached input and scan outputs go.")] = Path("bench-out"),
     seed: Annotated[int, typer.Option(help="Simulator seed of the input.")] = 0,
     repeat: Annotated[int, typer.Option(help="Scan the same input this many times, side by side.")] = 1,
+    link: Annotated[bool, typer.Option(help="Scan with campaign linking (--no-link: without).")] = True,
 ) -> None:
-    """End-to-end scan throughput (events/s) and peak memory on a fixed simulated log."""
+    """End-to-end scan throughput (events/s) and peak memory (scan + workers) on a fixed simulated log."""
     import json as _json
 
     from distillguard.bench.throughput import bench_input, measure_scan_throughput
@@ -302,11 +303,12 @@ def bench_throughput(
     bench_input(workdir, events, seed)
     runs = []
     for i in range(repeat):
-        result = measure_scan_throughput(workdir, events, seed)
+        result = measure_scan_throughput(workdir, events, seed, link=link)
         runs.append(result)
         out_console.print(
             f"run {i + 1}: {result['events']:,} events in {result['wall_s']} s = {result['events_per_s']:,} events/s, "
-            f"peak RSS {result['peak_rss_mb']} MB; stages {result['stage_s']}"
+            f"peak memory of the process tree {result['peak_tree_rss_mb']} MB RSS / {result['peak_tree_pss_mb']} MB PSS "
+            f"(main process {result['peak_main_rss_mb']} MB); CPU {result['tree_cpu_s']} s; stages {result['stage_s']}"
         )
     (workdir / "throughput.json").write_text(_json.dumps(runs, indent=1))
     out_console.print(f"results: {workdir / 'throughput.json'}")

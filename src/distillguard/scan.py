@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -164,30 +165,40 @@ def score_accounts(
     scores = frame["score"].to_numpy()
     clusters = {c.cluster_id: c for c in links.clusters} if links else {}
     cluster_of = links.cluster_of if links else {}
-    pct = population_percentiles(frame)
+    flagged = scores >= threshold
+    # evidence for flagged and near-threshold accounts only, every detector run once over all of them
+    explained = np.flatnonzero(flagged | (scores >= threshold * 0.5))
+    evidence_of = dict(zip(explained.tolist(), model.explain_rows(frame, explained), strict=True))
+    pct = population_percentiles(frame).to_numpy(dtype="float64") if len(explained) else None
     samples = _samples_by_account(store)
+    n_events = frame["n_events"].to_numpy()
+    n_success = frame["n_success"].to_numpy()
+    output_tokens = frame["output_tokens"].to_numpy()
+    first_ts = frame["first_ts"].to_numpy()
+    last_ts = frame["last_ts"].to_numpy()
+    detector_columns = {k: [round(x, 4) for x in np.asarray(v, dtype="float64").tolist()] for k, v in per_detector.items()}
     findings = []
-    for i, account_id in enumerate(frame.index):
-        row = frame.iloc[i]
-        flagged = bool(scores[i] >= threshold)
+    for i, account_id in enumerate(frame.index.tolist()):
+        is_flagged = bool(flagged[i])
         finding = AccountFinding(
             account_id=str(account_id),
             score=float(scores[i]),
-            flagged=flagged,
+            flagged=is_flagged,
             cluster_id=cluster_of.get(str(account_id)),
-            n_events=int(row["n_events"]),
-            est_exchanges=int(row["n_success"]) if flagged else 0,
-            est_output_tokens=int(row["output_tokens"]) if flagged else 0,
-            first_seen=float(row["first_ts"]),
-            last_seen=float(row["last_ts"]),
-            detector_scores={k: round(float(v[i]), 4) for k, v in per_detector.items()},
+            n_events=int(n_events[i]),
+            est_exchanges=int(n_success[i]) if is_flagged else 0,
+            est_output_tokens=int(output_tokens[i]) if is_flagged else 0,
+            first_seen=float(first_ts[i]),
+            last_seen=float(last_ts[i]),
+            detector_scores={k: v[i] for k, v in detector_columns.items()},
         )
-        if flagged or scores[i] >= threshold * 0.5:
-            finding.evidence = model.explain(frame, account_id)
+        evidence = evidence_of.get(i)
+        if evidence is not None:
+            finding.evidence = evidence
             cluster = clusters.get(finding.cluster_id or "")
             if cluster is not None and scores[i] > own[i] + 1e-9:
                 finding.evidence.insert(0, _cluster_evidence(cluster, float(own[i])))
-            finding.signals = _signals(row, pct.iloc[i], finding, max_signals)
+            finding.signals = _signals(frame, i, pct[i], finding, max_signals)
             finding.sample_prompts = samples.get(str(account_id), [])[:3]
         findings.append(finding)
     findings.sort(key=lambda f: -f.score)
@@ -205,12 +216,28 @@ def _cluster_evidence(cluster: ClusterFinding, own: float) -> Evidence:
     )
 
 
-def _signals(row: pd.Series, pct: pd.Series, finding: AccountFinding, limit: int) -> list[Signal]:
-    """The account's most telling features: those named by its evidence first, then its most extreme."""
+def _signals(frame: pd.DataFrame, i: int, pct: np.ndarray, finding: AccountFinding, limit: int) -> list[Signal]:
+    """The account's most telling features: those named by its evidence first, then its most extreme.
+
+    ``pct`` is the account's row of :func:`population_percentiles` (columns in FEATURE_NAMES order).
+    """
     named = [n for n in FEATURE_NAMES if any(n in e.detail for e in finding.evidence)]
-    extreme = [n for n in pct.sort_values(ascending=False).index if n not in named and pct[n] >= 90]
+    extreme = [FEATURE_NAMES[j] for j in _descending(pct) if FEATURE_NAMES[j] not in named and pct[j] >= 90]
     chosen = (named + extreme)[:limit]
-    return [Signal(n, round(float(row[n]), 4), round(float(pct[n]), 1), FEATURE_BY_NAME[n].description) for n in chosen]
+    col = {n: j for j, n in enumerate(FEATURE_NAMES)}
+    return [
+        Signal(n, round(float(frame[n].iat[i]), 4), round(float(pct[col[n]]), 1), FEATURE_BY_NAME[n].description)
+        for n in chosen
+    ]
+
+
+def _descending(values: np.ndarray) -> list[int]:
+    """Positions of ``values`` from largest to smallest, NaNs last: the order (ties included) of
+    ``pd.Series(values).sort_values(ascending=False)``, without building a Series per account."""
+    missing = np.isnan(values)
+    idx = np.flatnonzero(~missing)[::-1]
+    order = idx[values[idx].argsort(kind="quicksort")][::-1]
+    return order.tolist() + np.flatnonzero(missing).tolist()
 
 
 def _samples_by_account(store: EventStore) -> dict[str, list[str]]:

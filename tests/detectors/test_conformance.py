@@ -60,3 +60,13 @@ def test_persisted_state_roundtrips(fitted):
     elif det.name == "ensemble":
         clone.fit_population(frame)
         np.testing.assert_allclose(clone.score(frame), det.score(frame), atol=1e-9)
+
+
+def test_explaining_many_accounts_at_once_matches_one_at_a_time(fitted):
+    det, frame, _ = fitted
+    if det.name == "isolation":
+        det.fit(frame)
+    positions = [7, 0, 3, len(frame) - 1, 3]  # any order, repeats allowed
+    many = det.explain_rows(frame, positions)
+    assert many == [det.explain(frame, frame.index[i]) for i in positions]
+    assert det.explain_rows(frame, []) == []

@@ -174,6 +174,24 @@ def test_batching_does_not_change_results():
         assert list(whole[name]) == joined, name
 
 
+def test_repeated_texts_measure_as_when_first_seen(monkeypatch):
+    # the cache of measured texts must give exactly what measuring afresh gives, in and across batches
+    rng = random.Random(5)
+    prompts = [" ".join(_words(rng, rng.randint(0, 60))) for _ in range(30)] + ["Solve step by step: 2+3?", "Rate it 1-10."]
+    completions = [" ".join(_words(rng, rng.randint(0, 40))) for _ in range(31)] + ["Step 1: 2+3=5. Therefore 5."]
+    picks = [rng.randrange(len(prompts)) for _ in range(300)]
+    batch_p, batch_c = [prompts[i] for i in picks], [completions[i] for i in picks]
+    monkeypatch.setattr(text, "_caches", {})
+    fresh = [_m([batch_p[i]], [batch_c[i]]) for i in range(0, 300, 17)]  # one text at a time, before any repeat
+    monkeypatch.setattr(text, "_caches", {})
+    monkeypatch.setattr(text, "CACHE_GENERATION", 7)  # generations turn over inside the batch
+    for _ in range(2):  # the second time round everything comes from the cache
+        cols = _m(batch_p, batch_c)
+        for k, i in enumerate(range(0, 300, 17)):
+            for name in TEXT_COLUMNS:
+                assert list(cols[name])[i] == list(fresh[k][name])[0], name
+
+
 def test_length_mismatch_raises():
     with pytest.raises(ValueError):
         measure_texts(["a"], [])

@@ -9,8 +9,11 @@ from distillguard.ingest.lines import (
     MAX_RAW_CHARS,
     FieldError,
     FieldTypes,
+    block_lines,
     content_text,
     iter_json_objects,
+    iter_line_blocks,
+    iter_lines,
     iter_rows,
     to_epoch,
     to_messages,
@@ -125,3 +128,42 @@ def test_csv_rows_have_line_numbers_and_none_for_empty_cells(tmp_path):
     items = list(iter_rows(path, "csv"))
     assert [(i[0], i[2]) for i in items[:2]] == [(2, {"a": "1", "b": None}), (4, {"a": "multi\nline", "b": "2"})]
     assert (items[2].line, items[2].reason) == (5, "row has 3 fields, header has 2")
+
+
+def _lines_from_blocks(path, block_bytes):
+    out = []
+    for item in iter_line_blocks(path, block_bytes):
+        out.extend([item] if isinstance(item, Quarantined) else block_lines(*item))
+    return out
+
+
+@pytest.mark.parametrize("block_bytes", [1, 7, 64, 1 << 20])
+def test_line_blocks_split_into_exactly_what_iter_lines_yields(tmp_path, block_bytes):
+    plain = tmp_path / "x.jsonl"
+    plain.write_bytes(b'{"a": 1}\n\n   \n{"b": "' + b"x" * 100 + b'"}\r\n{"c": 3}')  # no final newline
+    records = [{"i": i, "pad": "p" * 200 + str(i * 7919)} for i in range(2000)]
+    cut = truncate_gzip(write_jsonl(tmp_path / "x.jsonl.gz", records))
+    for path in (plain, cut):
+        assert _lines_from_blocks(path, block_bytes) == list(iter_lines(path))
+    assert isinstance(_lines_from_blocks(cut, block_bytes)[-1], Quarantined)
+
+
+def test_line_blocks_of_an_empty_file_are_an_input_error(tmp_path):
+    path = tmp_path / "blank.jsonl"
+    path.write_bytes(b"\n  \n")
+    with pytest.raises(InputError):
+        list(iter_line_blocks(path))
+
+
+@pytest.mark.parametrize("read_size", [1, 2, 3, 64, 1 << 18])
+def test_multi_member_gzip_reads_whole_wherever_reads_split_it(tmp_path, monkeypatch, read_size):
+    import gzip
+
+    from distillguard.ingest import lines
+
+    members = [b"".join(b'{"m": %d, "i": %d}\n' % (m, i) for i in range(50)) for m in range(3)]
+    path = tmp_path / "multi.jsonl.gz"
+    path.write_bytes(b"".join(gzip.compress(m) for m in members))
+    monkeypatch.setattr(lines._GzipStream, "_COMPRESSED_READ", read_size)
+    with lines.open_binary(path) as f:
+        assert f.read() == b"".join(members) and lines.stream_error(f) is None

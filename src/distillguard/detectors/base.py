@@ -41,6 +41,10 @@ class Detector(ABC):
     def explain(self, frame: pd.DataFrame, account_id: str) -> list[Evidence]:
         """Readable evidence for one account of ``frame`` (empty when nothing is suspicious)."""
 
+    def explain_rows(self, frame: pd.DataFrame, positions) -> list[list[Evidence]]:
+        """:meth:`explain` for the rows at ``positions`` of ``frame`` (detectors override it to batch the work)."""
+        return [self.explain(frame, frame.index[int(i)]) for i in positions]
+
     def to_dict(self) -> dict[str, Any]:
         """Fitted state as plain JSON data (no pickles)."""
         return {}

@@ -136,11 +136,23 @@ class Ensemble(Detector):
         return self.combine(self.detector_scores(frame))
 
     def explain(self, frame: pd.DataFrame, account_id: str) -> list[Evidence]:
-        evidence = self.rules.explain(frame, account_id)
-        if self.supervised is not None:
-            evidence += self.supervised.explain(frame, account_id)
-        evidence += self.isolation.explain(frame, account_id)
-        return sorted(evidence, key=lambda e: -e.weight)
+        return self.explain_rows(frame, [frame.index.get_loc(account_id)])[0]
+
+    def explain_rows(self, frame: pd.DataFrame, positions) -> list[list[Evidence]]:
+        """:meth:`explain` for the rows at ``positions`` of ``frame``, each detector run once over all of them.
+
+        A scan explains thousands of accounts; one pass per detector instead of one per
+        account (the isolation forest especially) is what keeps that from dominating it.
+
+        Example:
+            >>> ens = Ensemble.load().fit_population(frame)              # doctest: +SKIP
+            >>> evidence = ens.explain_rows(frame, [0, 5])               # doctest: +SKIP
+            >>> evidence[0] == ens.explain(frame, frame.index[0])        # doctest: +SKIP
+            True
+        """
+        detectors = [self.rules] + ([self.supervised] if self.supervised is not None else []) + [self.isolation]
+        per_detector = [d.explain_rows(frame, positions) for d in detectors]
+        return [sorted([e for lists in per_account for e in lists], key=lambda e: -e.weight) for per_account in zip(*per_detector)]
 
     # -- persistence ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -52,13 +52,25 @@ class IsolationDetector(Detector):
         return np.clip(raw, 0.0, 1.0)
 
     def explain(self, frame: pd.DataFrame, account_id: str) -> list[Evidence]:
+        return self.explain_rows(frame, [frame.index.get_loc(account_id)])[0]
+
+    def explain_rows(self, frame: pd.DataFrame, positions) -> list[list[Evidence]]:
+        """:meth:`explain` for the rows at ``positions`` of ``frame``; the forest scores only the rows with evidence, at once."""
         if self._forest is None:
             raise RuntimeError("IsolationDetector.explain called before fit")
-        x = feature_matrix(frame.loc[[account_id]], self.features)[0]
-        z = (x - self._median) / self._iqr
-        top = np.argsort(-np.abs(z))[:3]
-        parts = [f"{self.features[i]} ({'high' if z[i] > 0 else 'low'}: {FEATURE_BY_NAME[self.features[i]].description})" for i in top if abs(z[i]) > 2]
-        if not parts:
-            return []
-        score = float(self.score(frame.loc[[account_id]])[0])
-        return [Evidence(self.name, "Unlike the population", "Most unusual: " + "; ".join(parts) + ".", score)]
+        rows = frame.iloc[np.asarray(positions, dtype=np.int64)]
+        z = (feature_matrix(rows, self.features) - self._median) / self._iqr
+        order = np.argsort(-np.abs(z), axis=1)[:, :3]
+        parts_of = []
+        for k in range(len(z)):
+            zk = z[k]
+            parts_of.append([
+                f"{self.features[i]} ({'high' if zk[i] > 0 else 'low'}: {FEATURE_BY_NAME[self.features[i]].description})"
+                for i in order[k].tolist() if abs(zk[i]) > 2
+            ])  # fmt: skip
+        with_parts = [k for k, parts in enumerate(parts_of) if parts]
+        scores = self.score(rows.iloc[with_parts]) if with_parts else np.zeros(0)
+        out: list[list[Evidence]] = [[] for _ in parts_of]
+        for k, score in zip(with_parts, scores.tolist(), strict=True):
+            out[k] = [Evidence(self.name, "Unlike the population", "Most unusual: " + "; ".join(parts_of[k]) + ".", score)]
+        return out

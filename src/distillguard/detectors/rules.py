@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import yaml
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from distillguard.detectors.base import Detector
 from distillguard.errors import ConfigError
@@ -87,6 +88,10 @@ class Rule:
 
     def evidence_text(self, row: pd.Series) -> str:
         values = {k: float(v) for k, v in row.items() if isinstance(v, (int, float, np.floating, np.integer))}
+        return self.format_evidence(values)
+
+    def format_evidence(self, values: dict[str, float]) -> str:
+        """The evidence template filled from an account's numeric features (the description if it cannot be)."""
         try:
             return self.evidence.format(**values)
         except (KeyError, ValueError, IndexError):
@@ -143,10 +148,30 @@ class RuleDetector(Detector):
         return 1.0 - np.prod(np.where(fired, 1.0 - severities, 1.0), axis=1) if self.rules else np.zeros(len(frame))
 
     def explain(self, frame: pd.DataFrame, account_id: str) -> list[Evidence]:
-        row_frame = frame.loc[[account_id]]
-        row = row_frame.iloc[0]
-        return [
-            Evidence("rules", rule.title, rule.evidence_text(row), rule.severity, rule_id=rule.id)
-            for rule in self.rules
-            if rule.fires(row_frame)[0]
-        ]
+        return self.explain_rows(frame, [frame.index.get_loc(account_id)])[0]
+
+    def explain_rows(self, frame: pd.DataFrame, positions) -> list[list[Evidence]]:
+        """:meth:`explain` for the rows at ``positions`` of ``frame``: every rule evaluated once over them.
+
+        Example:
+            >>> frame = pd.DataFrame({"n_events": [50.0, 5.0], "reasoning_elicit_share": [0.9, 0.0]}, index=["a", "b"])
+            >>> [len(e) for e in RuleDetector().explain_rows(frame, [0, 1])]
+            [1, 0]
+        """
+        rows = frame.iloc[np.asarray(positions, dtype=np.int64)]
+        fired = self.fired(rows)
+        # the values a rule's evidence template may name: the numeric columns, as floats
+        numeric = [c for c in rows.columns if is_numeric_dtype(rows[c]) and not is_bool_dtype(rows[c])]
+        values = rows[numeric].to_numpy(dtype="float64")
+        out: list[list[Evidence]] = []
+        for i in range(len(rows)):
+            hits = np.flatnonzero(fired[i]).tolist()
+            if not hits:
+                out.append([])
+                continue
+            row = dict(zip(numeric, values[i].tolist(), strict=True))
+            out.append([
+                Evidence("rules", rule.title, rule.format_evidence(row), rule.severity, rule_id=rule.id)
+                for rule in (self.rules[j] for j in hits)
+            ])  # fmt: skip
+        return out

@@ -66,14 +66,25 @@ class LogisticDetector(Detector):
         return 1.0 / (1.0 + np.exp(-np.clip(self.logit(frame), -50, 50)))
 
     def explain(self, frame: pd.DataFrame, account_id: str) -> list[Evidence]:
-        z = self._z(frame.loc[[account_id]])[0]
+        return self.explain_rows(frame, [frame.index.get_loc(account_id)])[0]
+
+    def explain_rows(self, frame: pd.DataFrame, positions) -> list[list[Evidence]]:
+        """:meth:`explain` for the rows at ``positions`` of ``frame``, with one matrix product for all of them."""
+        z = self._z(frame.iloc[np.asarray(positions, dtype=np.int64)])
         contrib = z * self.coef
-        top = [i for i in np.argsort(-contrib)[:4] if contrib[i] > 0.25]
-        if not top:
-            return []
-        p = float(self.score(frame.loc[[account_id]])[0])
-        parts = [f"{self.features[i]} ({FEATURE_BY_NAME[self.features[i]].description}; +{contrib[i]:.1f})" for i in top]
-        return [Evidence(self.name, "Resembles known harvesting", f"Model probability {p:.2f}; strongest: " + "; ".join(parts) + ".", p)]
+        order = np.argsort(-contrib, axis=1)[:, :4]
+        out: list[list[Evidence]] = []
+        for k in range(len(z)):
+            top = [i for i in order[k].tolist() if contrib[k, i] > 0.25]
+            if not top:
+                out.append([])
+                continue
+            parts = [f"{self.features[i]} ({FEATURE_BY_NAME[self.features[i]].description}; +{contrib[k, i]:.1f})" for i in top]
+            # a one-row product per account, as score() on that account alone sums it (to the last bit)
+            logit = z[k : k + 1] @ self.coef + self.intercept
+            pk = float((1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50))))[0])
+            out.append([Evidence(self.name, "Resembles known harvesting", f"Model probability {pk:.2f}; strongest: " + "; ".join(parts) + ".", pk)])
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -22,6 +22,10 @@ detectors need from the text is measured here, in one vectorized pass per batch:
   :mod:`distillguard.features.lexicon`, matched as token sequences.
 * public-benchmark overlap through :mod:`distillguard.features.benchmark_index`.
 
+A text seen recently (in this batch or the last ~40,000 distinct ones) is not
+measured again: prompts and completions repeat a lot in harvesting and in chat
+replays, and every measurement depends on its own text alone (see ``_MeasureCache``).
+
 Only the first and last ``VIEW_HEAD``/``VIEW_TAIL`` characters of a long
 prompt are tokenized (cues, templates and benchmark questions live at the ends;
 a pasted document in the middle costs time and adds nothing); the exact hash
@@ -856,24 +860,41 @@ def _view(text: str, head: int, tail: int) -> str:
     return text if len(text) <= head + tail else text[:head] + "\n" + text[-tail:]
 
 
-def _measure_chunk(prompts: list[str], completions: list[str], index) -> dict[str, list]:
+def _measure_prompt_chunk(prompts: list[str], index) -> dict[str, list]:
     n = len(prompts)
     pv = [_view(p, VIEW_HEAD, VIEW_TAIL) for p in prompts]
-    cv = [_view(c, COMPLETION_HEAD, COMPLETION_TAIL) for c in completions]
-    tok = _tokenize(pv + cv, want_quotes=max(n, 1))  # quotes matter in prompts only
+    tok = _tokenize(pv, want_quotes=True)
     m = _match(tok)
     rules = _lexicon.RULES
-    prompt_flags = {name: m.rule(clauses)[:n] for name, clauses in rules.items() if not name.startswith("completion")}
+    prompt_flags = {name: m.rule(clauses) for name, clauses in rules.items() if not name.startswith("completion")}
     # "<think>" is punctuation-wrapped, invisible to the tokenizer: a direct substring check
     tag_prompt = np.fromiter((("<think" in p) or ("<reasoning" in p) for p in pv), bool, n)
     reasoning = prompt_flags["reasoning_elicit"] | tag_prompt
+    prefix, suffix = _template_keys(tok, n)
+    hits, names = _benchmark(tok, n, index)
+    return {
+        "template_prefix_hash": prefix.tolist(),
+        "template_suffix_hash": suffix.tolist(),
+        "minhash_bands": _minhash_bands(tok, n),
+        "script": _scripts(tok, n),
+        "capability": _capability(m, tok, n),
+        "reasoning_elicit": reasoning.tolist(),
+        "rubric_grading": prompt_flags["rubric_grading"].tolist(),
+        "benchmark_hits": hits.tolist(),
+        "benchmark_name": names,
+    }
+
+
+def _measure_completion_chunk(completions: list[str]) -> dict[str, list]:
+    n = len(completions)
+    cv = [_view(c, COMPLETION_HEAD, COMPLETION_TAIL) for c in completions]
+    tok = _tokenize(cv)
     # completion traces: counts over the completion segments
-    in_completion = m.row >= n
-    cm = _Matches(m.pos[in_completion], m.row[in_completion] - n, m.mask[in_completion], n, m.lex)
-    eq = tok.symbols[n:] >> 12
-    code_chars = tok.symbols[n:] & (_SYM_MATH - 1)
+    cm = _match(tok)
+    eq = tok.symbols >> 12
+    code_chars = tok.symbols & (_SYM_MATH - 1)
     t = _get_tables()
-    num_tokens = np.bincount(tok.row[t.digit[tok.first_cp]], minlength=2 * n)[n : 2 * n]
+    num_tokens = np.bincount(tok.row[t.digit[tok.first_cp]], minlength=n)[:n]
     think_tag = np.fromiter((("<think" in c) or ("<reasoning" in c) or ("<thought" in c) for c in cv), bool, n)
     step, conn, ordinal, strong = (cm.count(c) for c in ("trace.step", "trace.connective", "trace.ordinal", "trace.strong"))
     has_trace = (
@@ -887,20 +908,108 @@ def _measure_chunk(prompts: list[str], completions: list[str], index) -> dict[st
         # a bare worked calculation ("16 - 3 - 4 = 9 ... 9 * 2 = 18"), not an assignment-heavy program
         | ((eq >= 3) & (num_tokens >= 6) & (code_chars <= 2 * eq + 4))
     )
-    prefix, suffix = _template_keys(tok, n)
-    hits, names = _benchmark(tok, n, index)
-    return {
-        "template_prefix_hash": prefix.tolist(),
-        "template_suffix_hash": suffix.tolist(),
-        "minhash_bands": _minhash_bands(tok, n),
-        "script": _scripts(tok, n),
-        "capability": _capability(m, tok, n),
-        "reasoning_elicit": reasoning.tolist(),
-        "rubric_grading": prompt_flags["rubric_grading"].tolist(),
-        "benchmark_hits": hits.tolist(),
-        "benchmark_name": names,
-        "completion_has_reasoning": has_trace.tolist(),
-    }
+    return {"completion_has_reasoning": has_trace.tolist()}
+
+
+#: Per-prompt columns of :func:`measure_texts`, in the order a cached prompt row holds them.
+_PROMPT_FIELDS = (
+    "prompt_hash", "template_prefix_hash", "template_suffix_hash", "minhash_bands", "script", "capability",
+    "reasoning_elicit", "rubric_grading", "benchmark_hits", "benchmark_name",
+)  # fmt: skip
+_COMPLETION_FIELDS = ("completion_has_reasoning",)
+#: Texts per generation of a :class:`_MeasureCache` (two generations are kept): ~0.7 kB per prompt row.
+CACHE_GENERATION = 40_000
+
+
+def _in_chunks(texts: list[str], view_chars: int, measure) -> dict[str, list]:
+    """``measure`` over runs of ``texts`` of bounded size (keeps the per-character arrays in cache)."""
+    cols: dict[str, list] = {}
+    start = 0
+    while start < len(texts):
+        size = 0
+        stop = start
+        while stop < len(texts) and (size < _CHUNK_CHARS or stop == start):
+            size += min(len(texts[stop]), view_chars) + 1
+            stop += 1
+        for name, values in measure(texts[start:stop]).items():
+            cols.setdefault(name, []).extend(values)
+        start = stop
+    return cols
+
+
+def _prompt_rows(prompts: list[str], index) -> list[tuple]:
+    cols = _in_chunks(prompts, VIEW_HEAD + VIEW_TAIL, lambda part: _measure_prompt_chunk(part, index))
+    cols["prompt_hash"] = _prompt_hashes(prompts)
+    return list(zip(*(cols[name] for name in _PROMPT_FIELDS), strict=True))
+
+
+def _completion_rows(completions: list[str]) -> list[tuple]:
+    cols = _in_chunks(completions, COMPLETION_HEAD + COMPLETION_TAIL, _measure_completion_chunk)
+    return list(zip(*(cols[name] for name in _COMPLETION_FIELDS), strict=True))
+
+
+class _MeasureCache:
+    """Measurements of recently seen texts, so a repeated text is measured once.
+
+    Harvesting replays templates and datasets, and chat clients resend the same
+    prompts, so a batch repeats many texts and the next batches repeat more.
+    Every measurement is a pure function of one text, so a cached row is exactly
+    what measuring again would give.  Keys are 128-bit xxh3 hashes of the text (a
+    collision among 10**9 texts has probability ~1e-21), not the text, to bound
+    memory; two generations of :data:`CACHE_GENERATION` rows approximate an LRU.
+    """
+
+    def __init__(self, generation: int | None = None):
+        self.generation = generation or CACHE_GENERATION
+        self._new: dict[int, tuple] = {}
+        self._old: dict[int, tuple] = {}
+
+    def rows(self, texts: list[str], measure) -> list[tuple]:
+        """One row per text: from the cache, else from ``measure`` called once on the distinct unseen texts."""
+        key_of = xxhash.xxh3_128_intdigest
+        new, old = self._new, self._old
+        out: list = []
+        missing: dict[int, int] = {}  # key -> position in to_measure
+        to_measure: list[str] = []
+        for text in texts:
+            key = key_of(text.encode("utf-8", "surrogatepass"))
+            row = new.get(key)
+            if row is None:
+                row = old.get(key)
+                if row is None:
+                    j = missing.get(key)
+                    if j is None:
+                        j = missing[key] = len(to_measure)
+                        to_measure.append(text)
+                    out.append(j)  # a position, replaced below
+                    continue
+                new[key] = row
+            out.append(row)
+        if to_measure:
+            measured = measure(to_measure)
+            for key, j in missing.items():
+                self._put(key, measured[j])
+            out = [measured[x] if type(x) is int else x for x in out]
+        return out
+
+    def _put(self, key: int, row: tuple) -> None:
+        self._new[key] = row
+        if len(self._new) >= self.generation:
+            self._old, self._new = self._new, {}
+
+
+_cache_lock = threading.Lock()
+_caches: dict[int, tuple[object, _MeasureCache, _MeasureCache]] = {}  # id(index) -> (index, prompts, completions)
+
+
+def _caches_for(index) -> tuple[_MeasureCache, _MeasureCache]:
+    entry = _caches.get(id(index))
+    if entry is None or entry[0] is not index:
+        with _cache_lock:
+            if len(_caches) >= 4:  # indexes come and go in tests; a scan uses one
+                _caches.clear()
+            entry = _caches[id(index)] = (index, _MeasureCache(), _MeasureCache())  # holds index: its id stays its own
+    return entry[1], entry[2]
 
 
 def measure_texts(
@@ -935,29 +1044,29 @@ def measure_texts(
         benchmark_index = load_index()
     elif benchmark_index is False:
         benchmark_index = None
-    cols: dict[str, list] = {k: [] for k in TEXT_COLUMNS}
+    prompt_cache, completion_cache = _caches_for(benchmark_index)
+    prompt_rows = prompt_cache.rows(prompts, lambda texts: _prompt_rows(texts, benchmark_index))
+    completion_rows = completion_cache.rows(completions, _completion_rows)
+    cols: dict[str, list | np.ndarray] = {}
     cols["prompt_chars"] = np.fromiter(map(len, prompts), np.int64, len(prompts))
     cols["completion_chars"] = np.fromiter(map(len, completions), np.int64, len(completions))
-    cols["prompt_hash"] = np.array(_prompt_hashes(prompts), dtype=np.int64)
-    # chunks of bounded size keep the per-character arrays in cache
-    start = 0
-    while start < len(prompts):
-        size = 0
-        stop = start
-        while stop < len(prompts) and (size < _CHUNK_CHARS or stop == start):
-            size += min(len(prompts[stop]), VIEW_HEAD + VIEW_TAIL) + min(len(completions[stop]), COMPLETION_HEAD + COMPLETION_TAIL) + 2
-            stop += 1
-        part = _measure_chunk(prompts[start:stop], completions[start:stop], benchmark_index)
-        for k, v in part.items():
-            cols[k].extend(v)
-        start = stop
-    for k, dtype in (
-        ("template_prefix_hash", np.int64),
-        ("template_suffix_hash", np.int64),
-        ("benchmark_hits", np.int64),
-        ("reasoning_elicit", bool),
-        ("rubric_grading", bool),
-        ("completion_has_reasoning", bool),
-    ):
-        cols[k] = np.array(cols[k], dtype=dtype)
-    return cols
+    by_name = dict(zip(_PROMPT_FIELDS, zip(*prompt_rows, strict=True), strict=True)) if prompt_rows else {}
+    by_name.update(zip(_COMPLETION_FIELDS, zip(*completion_rows, strict=True), strict=True) if completion_rows else ())
+    for name in _PROMPT_FIELDS + _COMPLETION_FIELDS:
+        values = list(by_name.get(name, ()))
+        if name in _ARRAY_DTYPES:
+            cols[name] = np.array(values, dtype=_ARRAY_DTYPES[name])
+        else:
+            cols[name] = values
+    return {name: cols[name] for name in TEXT_COLUMNS}
+
+
+_ARRAY_DTYPES = {
+    "prompt_hash": np.int64,
+    "template_prefix_hash": np.int64,
+    "template_suffix_hash": np.int64,
+    "benchmark_hits": np.int64,
+    "reasoning_elicit": bool,
+    "rubric_grading": bool,
+    "completion_has_reasoning": bool,
+}

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from distillguard.errors import Quarantined
 from distillguard.ingest import READERS, make_reader, read_accounts
-from distillguard.ingest.lines import is_gzip, iter_lines
+from distillguard.ingest.lines import block_lines, is_gzip, iter_line_blocks
 from distillguard.normalize import ExcerptKeeper, excerpt_candidates, normalize_batch
 from distillguard.privacy import Hasher
 from distillguard.schema import ACCOUNT_SCHEMA, SAMPLE_SCHEMA, RawEvent
@@ -114,8 +114,10 @@ class QuarantineWriter:
 #: warm-up) costs more than it saves below ~20k events.
 PARALLEL_MIN_BYTES = 64 << 20
 GZIP_RATIO = 5
-#: Lines per task sent to a worker: large enough to amortize the hand-off, small enough to bound memory.
-CHUNK_LINES = 4096
+#: Bytes of whole lines per task sent to a worker (~4,000 LiteLLM lines with text): large enough
+#: to amortize the hand-off and the vectorized text measurements, small enough to bound memory.
+#: The main process only cuts blocks at newlines; workers split them into lines.
+CHUNK_BYTES = 12 << 20
 #: Tasks queued or running per worker; the main process stores results in input order.
 TASKS_PER_WORKER = 2
 
@@ -258,8 +260,8 @@ class _Pool:
             initargs=(hasher, keep_text, excerpts_per_account),
         )  # fmt: skip
 
-    def submit(self, fmt: str, path: str, lines: list[tuple[int, bytes]]) -> Future:
-        return self.executor.submit(_work, fmt, path, lines)
+    def submit(self, fmt: str, path: str, first_line_no: int, block: bytes) -> Future:
+        return self.executor.submit(_work, fmt, path, first_line_no, block)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -269,8 +271,12 @@ _worker: dict[str, Any] = {}
 
 
 def _init_worker(hasher: Hasher, keep_text: bool, excerpts_per_account: int) -> None:
+    # shipped: excerpt candidates this worker already sent per account.  A worker takes its chunks in
+    # input order and the main process keeps excerpts in input order, so once a worker has sent
+    # ``per_account`` for an account, the main process holds that many from earlier chunks and needs
+    # no more: later chunks skip the (costly) redaction for it.
     _worker.update(hasher=hasher, keep_text=keep_text, per_account=excerpts_per_account,
-                   readers={})  # fmt: skip
+                   readers={}, shipped={})  # fmt: skip
 
 
 @dataclass
@@ -285,13 +291,13 @@ class _ChunkResult:
     normalize_s: float
 
 
-def _work(fmt: str, path: str, lines: list[tuple[int, bytes]]) -> _ChunkResult:
-    """In a worker: parse ``lines`` of ``path`` as ``fmt`` and normalize the events."""
+def _work(fmt: str, path: str, first_line_no: int, block: bytes) -> _ChunkResult:
+    """In a worker: parse the lines of ``block`` (from ``iter_line_blocks``) of ``path`` as ``fmt``, normalize them."""
     # The cyclic GC would walk every parsed record again and again (~10% of the time); a chunk
     # makes no reference cycles worth collecting before it is done, and the worker does nothing else.
     gc.disable()
     try:
-        return _work_chunk(fmt, path, lines)
+        return _work_chunk(fmt, path, block_lines(first_line_no, block))
     finally:
         gc.enable()
 
@@ -308,7 +314,7 @@ def _work_chunk(fmt: str, path: str, lines: list[tuple[int, bytes]]) -> _ChunkRe
     if not events:
         return _ChunkResult(None, None, quarantined, [], 0, None, t1 - t0, 0.0)
     batch = normalize_batch(events, _worker["hasher"], keep_text=_worker["keep_text"])
-    excerpts = excerpt_candidates(batch.excerpts, _worker["per_account"])
+    excerpts = excerpt_candidates(batch.excerpts, _worker["per_account"], shipped=_worker["shipped"])
     return _ChunkResult(batch.events, batch.texts, quarantined, excerpts, len(events),
                         events[0].get("source_format"), t1 - t0, time.perf_counter() - t1)  # fmt: skip
 
@@ -366,30 +372,21 @@ def _ingest_parallel(
             if buffered >= batch_size:
                 store_buffered()
 
-    def submit(chunk: list[tuple[int, bytes]]) -> None:
+    def submit(first_line_no: int, block: bytes) -> None:
         while len(pending) >= max_pending:
             take_one()
-        pending.append(pool.submit(fmt, source, chunk))
+        pending.append(pool.submit(fmt, source, first_line_no, block))
 
     try:
         t_lines = time.perf_counter()
-        chunk: list[tuple[int, bytes]] = []
-        for item in iter_lines(Path(path)):
+        for item in iter_line_blocks(Path(path), CHUNK_BYTES):
             if type(item) is Quarantined:
-                if chunk:
-                    submit(chunk)
-                    chunk = []
                 pending.append(item)
                 continue
-            chunk.append(item)
-            if len(chunk) >= CHUNK_LINES:
-                timings["read"] += time.perf_counter() - t_lines
-                submit(chunk)
-                chunk = []
-                t_lines = time.perf_counter()
+            timings["read"] += time.perf_counter() - t_lines
+            submit(*item)
+            t_lines = time.perf_counter()
         timings["read"] += time.perf_counter() - t_lines
-        if chunk:
-            submit(chunk)
         while pending:
             take_one()
         store_buffered()
