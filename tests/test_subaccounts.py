@@ -82,3 +82,23 @@ def test_small_end_users_and_unshared_accounts_are_not_scored(reseller_store):
     assert found == []
     found = score_end_users(store, frame, model, model.threshold)
     assert all(roles[f.account_id] != "chat_user" for f in found) and all(f.n_events >= 50 for f in found)
+
+
+def test_scan_flags_the_shared_account_with_its_end_users_harvest(reseller_store):
+    from distillguard.scan import score_accounts
+
+    store, frame, model, roles, attackers = reseller_store
+    own = dict(zip(frame.index, model.score(frame), strict=True))
+    findings, _ = score_accounts(frame.copy(), model, model.threshold, store, link=False)
+    by_id = {f.account_id: f for f in findings}
+    for account_id in attackers:
+        f = by_id[account_id]
+        assert f.flagged and f.flagged_end_users and f.evidence[0].detector == "end_users"
+        harvested = sum(sub["est_exchanges"] for sub in f.flagged_end_users)
+        # flagged only through its end users: the harvest is theirs, not the whole reseller's traffic
+        expected = harvested if own[account_id] < model.threshold else int(frame.at[account_id, "n_success"])
+        assert 0 < f.est_exchanges == expected
+    genuine = [f for f in findings if roles[f.account_id] == "reseller" and f.account_id not in attackers]
+    assert genuine and not any(f.flagged or f.flagged_end_users for f in genuine)
+    without, _ = score_accounts(frame.copy(), model, model.threshold, store, link=False, end_users=None)
+    assert all(not f.flagged_end_users for f in without)

@@ -66,12 +66,16 @@ def scan(
     keep_text: Annotated[bool, typer.Option(help="Also store raw prompt/completion text (off by default, for privacy).")] = False,
     store: Annotated[Optional[Path], typer.Option(help="DuckDB store file (default: OUT/distillguard.duckdb).")] = None,
     link: Annotated[bool, typer.Option(help="Link accounts into campaign clusters (clusters.jsonl, graph.json).")] = True,
+    end_users: Annotated[bool, typer.Option(help="Also judge the end users inside shared accounts (resellers) one by one.")] = True,
     workers: Annotated[Optional[int], typer.Option(help="Ingest worker processes (default: one per CPU for large inputs; 1 = serial).")] = None,
     top: Annotated[int, typer.Option(help="Rows in the terminal table.")] = 20,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
     fail_on_flag: Annotated[bool, typer.Option(help="Exit 1 when any account is flagged.")] = False,
 ) -> None:
-    """Score every account in LOGS for harvesting and write accounts.jsonl, summary.json and report.html."""
+    """Score every account in LOGS for harvesting and write accounts.jsonl, summary.json and report.html.
+
+    With no LOGS and an existing --store (e.g. the one `distillguard serve` records to), scan what is stored.
+    """
     from distillguard.report.terminal import print_summary, progress_bar
     from distillguard.scan import ScanOptions, run_scan
 
@@ -84,8 +88,8 @@ def scan(
             sim = run_scenario("demo", out / "demo-traffic", seed=0, corpora="bundled")
             paths.append(Path(sim.traffic))
             accounts = accounts or Path(sim.accounts_file)
-        if not paths:
-            _fail(DistillguardError("no log files given (or use --demo)"))
+        if not paths and not (store and store.exists()):
+            _fail(DistillguardError("no log files given (or use --demo, or --store with an existing store, e.g. the gateway's)"))
         for p in paths:
             if not p.exists():
                 _fail(DistillguardError(f"{p}: file not found"))
@@ -93,7 +97,7 @@ def scan(
             threshold=threshold, model_path=str(model) if model else None, rules_dirs=[str(r) for r in rules or []],
             fmt=fmt, mapping=str(mapping) if mapping else None, accounts_path=str(accounts) if accounts else None,
             secret_file=str(secret_file) if secret_file else None, keep_text=keep_text,
-            store_path=str(store) if store else None, workers=workers, link=link,
+            store_path=str(store) if store else None, workers=workers, link=link, end_users=end_users,
         )  # fmt: skip
         with progress_bar(None, "ingesting") as bar:
             result = run_scan(paths, out, options, on_progress=bar.advance, on_stage=lambda s: console.print(f"[dim]{s}…[/]"))

@@ -26,6 +26,7 @@ from distillguard.linking import ClusterFinding, LinkResult, link_accounts
 from distillguard.privacy import Hasher
 from distillguard.store.base import EventStore
 from distillguard.store.duckdb import DuckDBStore
+from distillguard.subaccounts import SubAccountConfig, SubAccountFinding, end_user_evidence, score_end_users
 
 ProgressCallback = Callable[[int], None]
 
@@ -47,6 +48,7 @@ class ScanOptions:
     workers: int | None = None  # ingest processes; None: one per CPU for large inputs
     max_signals: int = 8
     link: bool = True  # link accounts into campaigns (clusters) and let bound clusters lift their members
+    end_users: bool = True  # score end users inside shared accounts (resellers) as sub-accounts
 
 
 @dataclass
@@ -98,12 +100,16 @@ def run_scan(
     rules = RuleDetector(load_rules(*options.rules_dirs))
     model = Ensemble.load(options.model_path, rules=rules)
     threshold = options.threshold if options.threshold is not None else model.threshold
-    findings, links = score_accounts(frame, model, threshold, store, max_signals=options.max_signals, link=options.link, on_stage=stage)
+    findings, links = score_accounts(
+        frame, model, threshold, store, max_signals=options.max_signals, link=options.link,
+        end_users=SubAccountConfig() if options.end_users else None, on_stage=stage,
+    )  # fmt: skip
     timings["scoring"] = time.perf_counter() - t
     if links is not None:
         timings.update({f"scoring.link.{k}": v for k, v in links.timings_s.items()})
 
     n_clusters_flagged = sum(c.flagged for c in links.clusters) if links else 0
+    n_end_users_flagged = sum(len(f.flagged_end_users) for f in findings)
     summary = ScanSummary(
         n_events=int(frame["n_events"].sum()) if len(frame) else 0,
         n_accounts=len(frame),
@@ -120,6 +126,7 @@ def run_scan(
         est_output_tokens_harvested=sum(f.est_output_tokens for f in findings),
         n_clusters=len(links.clusters) if links else 0,
         n_clusters_flagged=n_clusters_flagged,
+        n_end_users_flagged=n_end_users_flagged,
         model_version=_model_label(model, hasher),
         generated_at=time.time(),
     )
@@ -141,12 +148,15 @@ def score_accounts(
     *,
     max_signals: int = 8,
     link: bool = True,
+    end_users: SubAccountConfig | None = SubAccountConfig(),
     on_stage: Callable[[str], None] | None = None,
 ) -> tuple[list[AccountFinding], LinkResult | None]:
     """Score every account of ``frame``, link accounts into clusters, build findings.
 
-    An account's final score is its own, or its bound cluster's pooled score when that is higher
-    (see :mod:`distillguard.linking`).  Evidence is built for flagged and near-threshold accounts.
+    An account's final score is its own, its bound cluster's pooled score when that is higher
+    (see :mod:`distillguard.linking`), or its harvesting end user's when it is a shared account
+    with one (see :mod:`distillguard.subaccounts`; ``end_users=None`` skips that).  Evidence is
+    built for flagged and near-threshold accounts.
     """
     if len(frame) == 0:
         return [], None
@@ -162,6 +172,20 @@ def score_accounts(
         final = links.account_scores.reindex(frame.index).fillna(pd.Series(own, index=frame.index)).to_numpy()
         per_detector["cluster"] = final
         frame["score"] = final
+    # one level down: harvesting end users inside shared accounts (resellers, routers, app backends)
+    by_parent: dict[str, list[SubAccountFinding]] = {}
+    if end_users is not None:
+        if on_stage:
+            on_stage("end users")
+        for sub in score_end_users(store, frame, model, threshold, end_users):
+            if sub.flagged:
+                by_parent.setdefault(sub.account_id, []).append(sub)
+    own_or_cluster_flagged = frame["score"].to_numpy() >= threshold
+    if by_parent:
+        lifted = frame.index.isin(list(by_parent))
+        top = pd.Series({a: subs[0].score for a, subs in by_parent.items()}).reindex(frame.index).fillna(0.0).to_numpy()
+        per_detector["end_users"] = top
+        frame["score"] = np.where(lifted, np.maximum(frame["score"].to_numpy(), top), frame["score"].to_numpy())
     scores = frame["score"].to_numpy()
     clusters = {c.cluster_id: c for c in links.clusters} if links else {}
     cluster_of = links.cluster_of if links else {}
@@ -186,8 +210,8 @@ def score_accounts(
             flagged=is_flagged,
             cluster_id=cluster_of.get(str(account_id)),
             n_events=int(n_events[i]),
-            est_exchanges=int(n_success[i]) if is_flagged else 0,
-            est_output_tokens=int(output_tokens[i]) if is_flagged else 0,
+            est_exchanges=int(n_success[i]) if own_or_cluster_flagged[i] else 0,
+            est_output_tokens=int(output_tokens[i]) if own_or_cluster_flagged[i] else 0,
             first_seen=float(first_ts[i]),
             last_seen=float(last_ts[i]),
             detector_scores={k: v[i] for k, v in detector_columns.items()},
@@ -198,6 +222,13 @@ def score_accounts(
             cluster = clusters.get(finding.cluster_id or "")
             if cluster is not None and scores[i] > own[i] + 1e-9:
                 finding.evidence.insert(0, _cluster_evidence(cluster, float(own[i])))
+            subs = by_parent.get(finding.account_id)
+            if subs:
+                finding.evidence.insert(0, end_user_evidence(subs))
+                finding.flagged_end_users = [sub.to_dict() for sub in subs]
+                if not own_or_cluster_flagged[i]:  # only the end users' harvest, not the whole reseller's traffic
+                    finding.est_exchanges = sum(sub.est_exchanges for sub in subs)
+                    finding.est_output_tokens = sum(sub.est_output_tokens for sub in subs)
             finding.signals = _signals(frame, i, pct[i], finding, max_signals)
             finding.sample_prompts = samples.get(str(account_id), [])[:3]
         findings.append(finding)
