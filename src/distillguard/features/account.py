@@ -95,10 +95,12 @@ _EXPLODE = {"duckdb": "unnest", "spark": "explode"}
 def account_features_sql(events: str = "events", *, dialect: str = "duckdb") -> str:
     """The query computing every feature in ``FEATURES``, one row per account_id."""
     explode = _EXPLODE[dialect]
+    # each part reads ``events`` itself rather than through one shared CTE: DuckDB materialised that
+    # CTE (every column, spilled to disk past memory_limit at 10M events); direct scans read only the
+    # columns each part needs (docs/linking.md, "Scale")
     return f"""
-WITH e AS (SELECT * FROM {events}),
-span AS (SELECT min(ts) AS t0 FROM e),
-model_first AS (SELECT model, min(ts) AS first_ts FROM e GROUP BY model),
+WITH span AS (SELECT min(ts) AS t0 FROM {events} e),
+model_first AS (SELECT model, min(ts) AS first_ts FROM {events} e GROUP BY model),
 base AS (
   SELECT account_id,
     count(*) AS n_events,
@@ -131,41 +133,41 @@ base AS (
     count(DISTINCT end_user_hash) AS distinct_end_users,
     count(DISTINCT ip_prefix_hash) AS n_ip_prefixes,
     min(ts) AS first_ts, max(ts) AS last_ts
-  FROM e GROUP BY account_id
+  FROM {events} e GROUP BY account_id
 ),
 gaps AS (
-  SELECT account_id, ts - lag(ts) OVER (PARTITION BY account_id ORDER BY ts) AS gap FROM e
+  SELECT account_id, ts - lag(ts) OVER (PARTITION BY account_id ORDER BY ts) AS gap FROM {events} e
 ),
 gap_stats AS (
   SELECT account_id, stddev_samp(gap) / nullif(avg(gap), 0) AS gap_cv FROM gaps WHERE gap IS NOT NULL GROUP BY account_id
 ),
 hod AS (
-  SELECT account_id, CAST(floor(ts / 3600) AS BIGINT) % 24 AS h, count(*) AS c FROM e GROUP BY account_id, CAST(floor(ts / 3600) AS BIGINT) % 24
+  SELECT account_id, CAST(floor(ts / 3600) AS BIGINT) % 24 AS h, count(*) AS c FROM {events} e GROUP BY account_id, CAST(floor(ts / 3600) AS BIGINT) % 24
 ),
 hod_entropy AS (
   SELECT account_id, -sum(p * ln(p)) / ln(24) AS hour_entropy
   FROM (SELECT account_id, c * 1.0 / sum(c) OVER (PARTITION BY account_id) AS p FROM hod) q GROUP BY account_id
 ),
-cap AS (SELECT account_id, capability, count(*) AS c FROM e GROUP BY account_id, capability),
+cap AS (SELECT account_id, capability, count(*) AS c FROM {events} e GROUP BY account_id, capability),
 cap_entropy AS (
   SELECT account_id, -sum(p * ln(p)) / ln(8) AS capability_entropy
   FROM (SELECT account_id, c * 1.0 / sum(c) OVER (PARTITION BY account_id) AS p FROM cap) q GROUP BY account_id
 ),
 per_minute AS (
   SELECT account_id, max(c) AS max_per_minute
-  FROM (SELECT account_id, count(*) AS c FROM e GROUP BY account_id, CAST(floor(ts / 60) AS BIGINT)) q GROUP BY account_id
+  FROM (SELECT account_id, count(*) AS c FROM {events} e GROUP BY account_id, CAST(floor(ts / 60) AS BIGINT)) q GROUP BY account_id
 ),
 prefix AS (
   SELECT account_id, max(c) AS top_prefix_n
-  FROM (SELECT account_id, count(*) AS c FROM e WHERE template_prefix_hash <> 0 GROUP BY account_id, template_prefix_hash) q
+  FROM (SELECT account_id, count(*) AS c FROM {events} e WHERE template_prefix_hash <> 0 GROUP BY account_id, template_prefix_hash) q
   GROUP BY account_id
 ),
 suffix AS (
   SELECT account_id, max(c) AS top_suffix_n
-  FROM (SELECT account_id, count(*) AS c FROM e WHERE template_suffix_hash <> 0 GROUP BY account_id, template_suffix_hash) q
+  FROM (SELECT account_id, count(*) AS c FROM {events} e WHERE template_suffix_hash <> 0 GROUP BY account_id, template_suffix_hash) q
   GROUP BY account_id
 ),
-bands AS (SELECT account_id, event_id, {explode}(minhash_bands) AS band FROM e),
+bands AS (SELECT account_id, event_id, {explode}(minhash_bands) AS band FROM {events} e),
 band_counts AS (SELECT account_id, band, count(*) AS c FROM bands GROUP BY account_id, band),
 near_dup AS (
   SELECT b.account_id, count(DISTINCT b.event_id) AS near_dup_n
@@ -175,10 +177,10 @@ near_dup AS (
 new_model AS (
   SELECT e.account_id,
     avg(CASE WHEN mf.first_ts > s.t0 + 86400 AND e.ts - mf.first_ts < 172800 THEN 1.0 ELSE 0.0 END) AS new_model_share
-  FROM e JOIN model_first mf ON e.model = mf.model CROSS JOIN span s GROUP BY e.account_id
+  FROM {events} e JOIN model_first mf ON e.model = mf.model CROSS JOIN span s GROUP BY e.account_id
 ),
 acct_prefix AS (
-  SELECT account_id, ip_prefix_hash, count(*) AS c FROM e WHERE ip_prefix_hash IS NOT NULL GROUP BY account_id, ip_prefix_hash
+  SELECT account_id, ip_prefix_hash, count(*) AS c FROM {events} e WHERE ip_prefix_hash IS NOT NULL GROUP BY account_id, ip_prefix_hash
 ),
 main_prefix AS (
   SELECT account_id, ip_prefix_hash FROM (

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import igraph as ig
 import leidenalg
+import numpy as np
 import pandas as pd
 
 
@@ -25,8 +26,9 @@ def leiden_communities(pairs: pd.DataFrame, *, resolution: float = 1.0, seed: in
     names = pd.Index(pd.unique(pd.concat([pairs["a"], pairs["b"]], ignore_index=True)))
     src = names.get_indexer(pairs["a"])
     dst = names.get_indexer(pairs["b"])
-    graph = ig.Graph(n=len(names), edges=list(zip(src.tolist(), dst.tolist(), strict=True)), directed=False)
-    graph.es["weight"] = pairs["weight"].astype(float).tolist()
+    # an (m, 2) integer array, not a list of tuples: no Python object per edge at millions of edges
+    graph = ig.Graph(n=len(names), edges=np.column_stack([src, dst]), directed=False)
+    graph.es["weight"] = pairs["weight"].to_numpy(dtype=float)
     partition = leidenalg.find_partition(
         graph, leidenalg.RBConfigurationVertexPartition, weights="weight", resolution_parameter=resolution,
         seed=seed, n_iterations=2,

@@ -71,6 +71,11 @@ class LinkConfig:
     # a pair is bound by behaviour when one binding type reaches this strength
     binding_min: dict[str, float] = field(default_factory=lambda: {"template": 0.3, "near_dup": 0.3, "timing": 0.8})
     use_minhash: bool = True
+    # account pairs whose summed Leiden weight is below this, and that no behaviour edge binds, are left
+    # out of the community graph: one shared key in a group of hundreds (a carrier prefix, a common
+    # user agent, a big creation bucket) says nothing about a pair, and such pairs are most of the
+    # graph at 100k accounts (docs/linking.md, "Scale")
+    min_pair_weight: float = 0.1
     # content edges weaker than this are noise (two chat users who once typed the same opening) and
     # are dropped in SQL, before anything reaches Python: they bound memory at 1M+ events
     min_content_strength: float = 0.05
@@ -83,81 +88,112 @@ def _exec(store: EventStore, sql: str) -> None:
     con.execute(sql).fetchall()
 
 
-def _incidence_sql(cfg: LinkConfig) -> str:
-    """Rows (kind, key, account_id, share): account uses shared key for ``share`` of its requests."""
+#: Incidence kinds whose pairs are weighed by the overlap of the two accounts' usage, not just by sharing.
+_CONTENT_KINDS = ("tpl_prefix", "tpl_suffix", "band")
+
+
+def _incidence_specs(cfg: LinkConfig) -> dict[str, str]:
+    """kind → SQL of rows (key, account_id, c): account uses shared key in ``c`` requests (or 1 for account attributes)."""
     k = int(cfg.min_key_events)
-    parts = [
-        "SELECT 'ip' AS kind, ip_hash AS key, account_id, count(*) * 1.0 / max(n_acct) AS share FROM ev WHERE ip_hash IS NOT NULL GROUP BY ip_hash, account_id",
-        "SELECT 'ip_prefix', ip_prefix_hash, account_id, count(*) * 1.0 / max(n_acct) FROM ev WHERE ip_prefix_hash IS NOT NULL GROUP BY ip_prefix_hash, account_id",
+    specs = {
+        "ip": "SELECT ip_hash AS key, account_id, count(*) AS c FROM events WHERE ip_hash IS NOT NULL GROUP BY ALL",
+        "ip_prefix": "SELECT ip_prefix_hash AS key, account_id, count(*) AS c FROM events WHERE ip_prefix_hash IS NOT NULL GROUP BY ALL",
         # client fingerprint: user agent + API-parameter habits
-        f"""SELECT 'client', CAST(hash(user_agent_hash, max_tokens, temperature, top_logprobs, n) % 9223372036854775807 AS BIGINT),
-             account_id, count(*) * 1.0 / max(n_acct) FROM ev WHERE user_agent_hash IS NOT NULL
-             GROUP BY 2, account_id HAVING count(*) >= {k}""",
-        f"SELECT 'tpl_prefix', template_prefix_hash, account_id, count(*) * 1.0 / max(n_acct) FROM ev WHERE template_prefix_hash <> 0 GROUP BY 2, account_id HAVING count(*) >= {k}",
-        f"SELECT 'tpl_suffix', template_suffix_hash, account_id, count(*) * 1.0 / max(n_acct) FROM ev WHERE template_suffix_hash <> 0 GROUP BY 2, account_id HAVING count(*) >= {k}",
-        "SELECT 'payment', payment_hash, account_id, 1.0 FROM accounts WHERE payment_hash IS NOT NULL",
-        f"SELECT 'creation', CAST(floor(created_at / {float(cfg.creation_bucket_s)!r}) AS BIGINT), account_id, 1.0 FROM accounts WHERE created_at IS NOT NULL",
-    ]
+        "client": f"""SELECT CAST(hash(user_agent_hash, max_tokens, temperature, top_logprobs, n) % 9223372036854775807 AS BIGINT) AS key,
+             account_id, count(*) AS c FROM events WHERE user_agent_hash IS NOT NULL GROUP BY ALL HAVING count(*) >= {k}""",
+        "tpl_prefix": f"SELECT template_prefix_hash AS key, account_id, count(*) AS c FROM events WHERE template_prefix_hash <> 0 GROUP BY ALL HAVING count(*) >= {k}",
+        "tpl_suffix": f"SELECT template_suffix_hash AS key, account_id, count(*) AS c FROM events WHERE template_suffix_hash <> 0 GROUP BY ALL HAVING count(*) >= {k}",
+        "payment": "SELECT payment_hash AS key, account_id, 1 AS c FROM accounts WHERE payment_hash IS NOT NULL",
+        "creation": f"SELECT CAST(floor(created_at / {float(cfg.creation_bucket_s)!r}) AS BIGINT) AS key, account_id, 1 AS c FROM accounts WHERE created_at IS NOT NULL",
+    }
     if cfg.use_minhash:
-        parts.append(
-            "SELECT 'band', band, account_id, count(*) * 1.0 / max(n_acct) / 8.0 FROM "
-            "(SELECT account_id, n_acct, unnest(minhash_bands) AS band FROM ev) b GROUP BY band, account_id"
-        )
-    body = "\nUNION ALL\n".join(parts)
-    return f"""
-WITH ev AS (SELECT e.*, c.n_acct FROM events e JOIN (SELECT account_id, count(*) AS n_acct FROM events GROUP BY account_id) c USING (account_id))
-{body}"""
+        # a band shared by two accounts occurs in two requests: find those on the integer key alone
+        # first (no account string in the hash table), then count accounts for them only
+        bands = "(SELECT account_id, unnest(minhash_bands) AS band FROM events)"
+        specs["band"] = f"""SELECT band AS key, account_id, count(*) AS c FROM {bands} b
+             WHERE band IN (SELECT band FROM {bands} r GROUP BY band HAVING count(*) >= 2) GROUP BY ALL"""
+    return specs
+
+
+def _members_sql(kind: str, incidence: str, cfg: LinkConfig) -> str:
+    """Members of the shared keys of one kind: (kind, key, aid, share, n, r), r = rank by a hash of the account.
+
+    Keys used by one account only are dropped here, before any join: they are most of the incidence
+    (every account's own IPs, prompts and bands) and can never make a pair.
+    """
+    # share = uses / the account's requests (x 8 bands per request for bands); account attributes count once
+    uses_per_account = "1.0" if kind in ("payment", "creation") else ("a.n_acct * 8.0" if kind == "band" else "a.n_acct")
+    min_n = int(cfg.min_creation_group) if kind == "creation" else 2
+    return f"""INSERT INTO _dg_link_members
+        WITH inc AS MATERIALIZED ({incidence}),
+        shared AS (SELECT key, count(*) AS n FROM inc GROUP BY key HAVING count(*) >= {min_n} AND count(*) <= {int(cfg.max_group)})
+        SELECT '{kind}' AS kind, i.key, a.aid, i.c * 1.0 / ({uses_per_account}) AS share, s.n,
+               row_number() OVER (PARTITION BY i.key ORDER BY hash(i.account_id), i.account_id) AS r
+        FROM inc i JOIN shared s ON i.key = s.key JOIN _dg_link_acct a ON i.account_id = a.account_id"""
 
 
 def build_edges(store: EventStore, cfg: LinkConfig | None = None) -> pd.DataFrame:
-    """One row per (a, b, type) with a < b: strength (0..1), n_keys shared, example_key, group_n (largest group)."""
+    """One row per (a, b, type) with a < b: strength (0..1), n_keys shared, example_key, group_n (largest group).
+
+    Example:
+        >>> from distillguard.store.duckdb import DuckDBStore
+        >>> list(build_edges(DuckDBStore(":memory:")).columns)
+        ['a', 'b', 'type', 'strength', 'raw_overlap', 'n_keys', 'example_key', 'group_n']
+    """
     cfg = cfg or LinkConfig()
     cap, hubs = int(cfg.group_cap), int(cfg.hubs)
-    _exec(store, f"CREATE OR REPLACE TEMP TABLE _dg_link_ak AS {_incidence_sql(cfg)}")
+    # accounts as dense integers (in account_id order, so a < b keeps meaning a.account_id < b.account_id):
+    # every join and aggregate below is on integers, not strings
     _exec(
         store,
-        f"""CREATE OR REPLACE TEMP TABLE _dg_link_groups AS
-        SELECT kind, key, count(*) AS n FROM _dg_link_ak GROUP BY kind, key
-        HAVING count(*) >= 2 AND count(*) <= {int(cfg.max_group)}
-           AND (kind <> 'creation' OR count(*) >= {int(cfg.min_creation_group)})""",
+        """CREATE OR REPLACE TEMP TABLE _dg_link_acct AS
+        SELECT account_id, CAST(row_number() OVER (ORDER BY account_id) AS INTEGER) AS aid, n_acct
+        FROM (SELECT account_id, count(*) AS n_acct FROM events GROUP BY account_id
+              UNION ALL SELECT account_id, 0 FROM accounts WHERE account_id NOT IN (SELECT account_id FROM events)) q""",
     )
-    # members of shared keys, with their rank (by a hash of the account) inside the group
     _exec(
         store,
-        """CREATE OR REPLACE TEMP TABLE _dg_link_members AS
-        SELECT a.kind, a.key, a.account_id, a.share, g.n,
-               row_number() OVER (PARTITION BY a.kind, a.key ORDER BY hash(a.account_id), a.account_id) AS r
-        FROM _dg_link_ak a JOIN _dg_link_groups g ON a.kind = g.kind AND a.key = g.key""",
+        """CREATE OR REPLACE TEMP TABLE _dg_link_members
+        (kind VARCHAR, key BIGINT, aid INTEGER, share DOUBLE, n BIGINT, r BIGINT)""",
     )
-    # pairs per key: all pairs in small groups; member-hub pairs in oversized ones
+    for kind, incidence in _incidence_specs(cfg).items():  # one kind at a time: intermediate tables stay small
+        _exec(store, _members_sql(kind, incidence, cfg))
+    # pairs per key: all pairs in groups of <= cap; in larger groups each member pairs with the hubs only,
+    # as a join against the hubs (never a self-join of the whole group, which would enumerate n² rows)
     # per-key weight: content keeps most of its overlap in big groups, infrastructure is damped hard
+    content = ", ".join(f"'{k}'" for k in _CONTENT_KINDS)
+    pair_cols = f"""x.kind, x.key, x.n,
+               CASE WHEN x.kind IN ({content}) THEN least(x.share, y.share) ELSE 1.0 END AS overlap,
+               CASE WHEN x.kind IN ({content}) THEN 1.0 / (1.0 + 0.25 * ln(x.n / 2.0))
+                    ELSE 1.0 / (1.0 + ln(x.n / 2.0)) END AS damp"""
     _exec(
         store,
         f"""CREATE OR REPLACE TEMP TABLE _dg_link_keypairs AS
-        SELECT least(x.account_id, y.account_id) AS a, greatest(x.account_id, y.account_id) AS b, x.kind, x.key, x.n,
-               CASE WHEN x.kind IN ('tpl_prefix', 'tpl_suffix', 'band') THEN least(x.share, y.share)
-                    ELSE 1.0 END AS overlap,
-               CASE WHEN x.kind IN ('tpl_prefix', 'tpl_suffix', 'band') THEN 1.0 / (1.0 + 0.25 * ln(x.n / 2.0))
-                    ELSE 1.0 / (1.0 + ln(x.n / 2.0)) END AS damp
-        FROM _dg_link_members x JOIN _dg_link_members y
-          ON x.kind = y.kind AND x.key = y.key AND x.account_id <> y.account_id
-        WHERE (x.n <= {cap} AND x.account_id < y.account_id)
-           OR (x.n > {cap} AND y.r <= {hubs} AND (x.r > {hubs} OR x.r < y.r))""",
+        SELECT x.aid AS a, y.aid AS b, {pair_cols}
+        FROM (SELECT * FROM _dg_link_members WHERE n <= {cap}) x
+        JOIN (SELECT * FROM _dg_link_members WHERE n <= {cap}) y ON x.kind = y.kind AND x.key = y.key AND x.aid < y.aid
+        UNION ALL
+        SELECT least(x.aid, y.aid) AS a, greatest(x.aid, y.aid) AS b, {pair_cols}
+        FROM (SELECT * FROM _dg_link_members WHERE n > {cap}) x
+        JOIN (SELECT * FROM _dg_link_members WHERE n > {cap} AND r <= {hubs}) y
+          ON x.kind = y.kind AND x.key = y.key AND x.aid <> y.aid
+        WHERE x.r > {hubs} OR x.r < y.r""",
     )
+    _exec(store, "DROP TABLE IF EXISTS _dg_link_members")
     _exec(
         store,
-        """CREATE OR REPLACE TEMP TABLE _dg_link_pairs AS
+        f"""CREATE OR REPLACE TEMP TABLE _dg_link_pairs AS
         SELECT a, b,
           CASE WHEN kind IN ('tpl_prefix', 'tpl_suffix') THEN 'template' WHEN kind = 'band' THEN 'near_dup' ELSE kind END AS type,
           CASE WHEN kind IN ('tpl_prefix', 'tpl_suffix') THEN least(sum(overlap * damp) / 2.0, 1.0)
                WHEN kind = 'band' THEN least(sum(overlap * damp), 1.0)
                ELSE least(sum(damp), 1.0) END AS strength,
-          CASE WHEN kind IN ('tpl_prefix', 'tpl_suffix', 'band') THEN least(sum(overlap) / (CASE WHEN kind = 'band' THEN 1.0 ELSE 2.0 END), 1.0)
+          CASE WHEN kind IN ({content}) THEN least(sum(overlap) / (CASE WHEN kind = 'band' THEN 1.0 ELSE 2.0 END), 1.0)
                ELSE 1.0 END AS raw_overlap,
           count(*) AS n_keys, min(key) AS example_key, max(n) AS group_n
-        FROM _dg_link_keypairs GROUP BY a, b,
-          CASE WHEN kind IN ('tpl_prefix', 'tpl_suffix') THEN 'template' WHEN kind = 'band' THEN 'near_dup' ELSE kind END, kind""",
+        FROM _dg_link_keypairs GROUP BY a, b, kind""",
     )
+    _exec(store, "DROP TABLE IF EXISTS _dg_link_keypairs")
     # template prefix and suffix rows of one pair → one template row (mean of the two halves)
     _exec(
         store,
@@ -167,9 +203,14 @@ def build_edges(store: EventStore, cfg: LinkConfig | None = None) -> pd.DataFram
         FROM _dg_link_pairs GROUP BY a, b, type
         HAVING type NOT IN ('template', 'near_dup') OR least(sum(strength), 1.0) >= {float(cfg.min_content_strength)!r}""",
     )
+    _exec(store, "DROP TABLE IF EXISTS _dg_link_pairs")
     _timing_edges(store, cfg)
-    edges = store.query("SELECT * FROM _dg_link_edges ORDER BY a, b, type").to_pandas()
-    for name in ("_dg_link_ak", "_dg_link_members", "_dg_link_keypairs", "_dg_link_pairs", "_dg_link_groups"):
+    edges = store.query(
+        """SELECT na.account_id AS a, nb.account_id AS b, e.type, e.strength, e.raw_overlap, e.n_keys, e.example_key, e.group_n
+        FROM _dg_link_edges e JOIN _dg_link_acct na ON e.a = na.aid JOIN _dg_link_acct nb ON e.b = nb.aid
+        ORDER BY e.a, e.b, e.type"""
+    ).to_pandas()
+    for name in ("_dg_link_edges", "_dg_link_acct"):
         _exec(store, f"DROP TABLE IF EXISTS {name}")
     return edges
 
@@ -178,38 +219,41 @@ def _timing_edges(store: EventStore, cfg: LinkConfig) -> None:
     """Append 'timing' rows: Pearson r of hourly request counts, only for already-proposed pairs.
 
     r is computed from sums, so only non-zero hours are joined: with H hours in the scan's span,
-    r = (H·Σxy − Σx·Σy) / sqrt((H·Σx² − (Σx)²)(H·Σy² − (Σy)²)).
+    r = (H·Σxy − Σx·Σy) / sqrt((H·Σx² − (Σx)²)(H·Σy² − (Σy)²)).  Accounts active in fewer than
+    ``timing_min_hours`` hours are left out before the join (their r would not be computed anyway).
     """
-    _exec(
-        store,
-        """CREATE OR REPLACE TEMP TABLE _dg_link_cand AS SELECT DISTINCT a, b FROM _dg_link_edges""",
-    )
+    min_h = int(cfg.timing_min_hours)
     _exec(
         store,
         """CREATE OR REPLACE TEMP TABLE _dg_link_hourly AS
-        WITH acc AS (SELECT a AS account_id FROM _dg_link_cand UNION SELECT b FROM _dg_link_cand)
-        SELECT e.account_id, CAST(floor(e.ts / 3600) AS BIGINT) AS h, count(*) * 1.0 AS c
-        FROM events e JOIN acc ON e.account_id = acc.account_id GROUP BY 1, 2""",
+        WITH acc AS (SELECT a AS aid FROM _dg_link_edges UNION SELECT b FROM _dg_link_edges)
+        SELECT a.aid, CAST(floor(e.ts / 3600) AS BIGINT) AS h, count(*) * 1.0 AS c
+        FROM events e JOIN _dg_link_acct a ON e.account_id = a.account_id
+        WHERE a.aid IN (SELECT aid FROM acc) GROUP BY 1, 2""",
     )
-    min_h = int(cfg.timing_min_hours)
+    _exec(
+        store,
+        f"""CREATE OR REPLACE TEMP TABLE _dg_link_cand AS
+        WITH active AS (SELECT aid FROM _dg_link_hourly GROUP BY aid HAVING count(*) >= {min_h})
+        SELECT DISTINCT a, b FROM _dg_link_edges WHERE a IN (SELECT aid FROM active) AND b IN (SELECT aid FROM active)""",
+    )
     _exec(
         store,
         f"""INSERT INTO _dg_link_edges
         WITH span AS (SELECT greatest(max(h) - min(h) + 1, 2) * 1.0 AS H FROM _dg_link_hourly),
-        s AS (SELECT account_id, sum(c) AS sx, sum(c * c) AS sxx, count(*) AS nh FROM _dg_link_hourly GROUP BY account_id),
+        s AS (SELECT aid, sum(c) AS sx, sum(c * c) AS sxx FROM _dg_link_hourly GROUP BY aid),
         x AS (
           SELECT p.a, p.b, sum(ha.c * hb.c) AS sxy, count(*) AS both_hours
           FROM _dg_link_cand p
-          JOIN _dg_link_hourly ha ON ha.account_id = p.a
-          JOIN _dg_link_hourly hb ON hb.account_id = p.b AND hb.h = ha.h
+          JOIN _dg_link_hourly ha ON ha.aid = p.a
+          JOIN _dg_link_hourly hb ON hb.aid = p.b AND hb.h = ha.h
           GROUP BY p.a, p.b
         ),
         r AS (
           SELECT x.a, x.b, x.both_hours,
             (span.H * x.sxy - sa.sx * sb.sx)
               / nullif(sqrt(greatest(span.H * sa.sxx - sa.sx * sa.sx, 0) * greatest(span.H * sb.sxx - sb.sx * sb.sx, 0)), 0) AS r
-          FROM x JOIN s sa ON sa.account_id = x.a JOIN s sb ON sb.account_id = x.b CROSS JOIN span
-          WHERE sa.nh >= {min_h} AND sb.nh >= {min_h}
+          FROM x JOIN s sa ON sa.aid = x.a JOIN s sb ON sb.aid = x.b CROSS JOIN span
         )
         SELECT a, b, 'timing', least(r, 1.0), least(r, 1.0), both_hours, NULL, 2 FROM r WHERE r >= {float(cfg.timing_min_r)!r}""",
     )
@@ -218,12 +262,21 @@ def _timing_edges(store: EventStore, cfg: LinkConfig) -> None:
 
 
 def weighted_pairs(edges: pd.DataFrame, cfg: LinkConfig | None = None) -> pd.DataFrame:
-    """One row per account pair: Leiden weight (sum of weight[type] * strength) and whether behaviour binds it."""
+    """One row per account pair: Leiden weight (sum of weight[type] * strength) and whether behaviour binds it.
+
+    Pairs lighter than ``cfg.min_pair_weight`` are dropped unless a behaviour edge binds them.
+
+    Example:
+        >>> e = pd.DataFrame({"a": ["x", "x"], "b": ["y", "z"], "type": ["ip", "client"],
+        ...                   "strength": [1.0, 0.1], "raw_overlap": [1.0, 1.0]})
+        >>> weighted_pairs(e)[["a", "b", "weight"]].values.tolist()
+        [['x', 'y', 0.6]]
+    """
     cfg = cfg or LinkConfig()
     if edges.empty:
         return pd.DataFrame(columns=["a", "b", "weight", "binding"])
-    e = edges.copy()
-    e["w"] = e["type"].map(cfg.weights).fillna(0.0) * e["strength"].astype(float)
-    e["bind"] = e["raw_overlap"].astype(float) >= e["type"].map(cfg.binding_min).fillna(np.inf)
+    w = edges["type"].map(cfg.weights).fillna(0.0).to_numpy() * edges["strength"].astype(float).to_numpy()
+    bind = edges["raw_overlap"].astype(float).to_numpy() >= edges["type"].map(cfg.binding_min).fillna(np.inf).to_numpy()
+    e = pd.DataFrame({"a": edges["a"], "b": edges["b"], "w": w, "bind": bind})
     out = e.groupby(["a", "b"], sort=False).agg(weight=("w", "sum"), binding=("bind", "any")).reset_index()
-    return out[out["weight"] > 0]
+    return out[(out["weight"] > 0) & ((out["weight"] >= cfg.min_pair_weight) | out["binding"])].reset_index(drop=True)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from distillguard.detectors.ensemble import Ensemble
 from distillguard.features.account import FEATURE_NAMES
-from distillguard.linking.clusters import ClusterFinding, cluster_evidence, cluster_samples, pooled_features
+from distillguard.linking.clusters import ClusterFinding, cluster_evidence, cluster_samples, edge_type_stats, pooled_features
 from distillguard.linking.communities import leiden_communities
 from distillguard.linking.graph import EDGE_TYPES, LinkConfig, build_edges, weighted_pairs
 from distillguard.store.base import EventStore
@@ -143,12 +143,12 @@ def _score_clusters(
     members_by: dict[str, list[str]] = {}
     for acct, cid in cluster_of.items():
         members_by.setdefault(cid, []).append(acct)
-    edges_by = dict(tuple(inner_edges.groupby("cluster_id"))) if len(inner_edges) else {}
+    stats_by = edge_type_stats(inner_edges)
 
     findings = []
     for cid, members in members_by.items():
         members = sorted(members)
-        inner = edges_by.get(cid, edges.iloc[0:0])
+        type_stats = stats_by.get(cid, {})
         n_bound = sum(m in bound_accounts for m in members)
         bound = n_bound >= 2 and n_bound >= min_bound_share * len(members)
         score = float(pooled_scores.get(cid, 0.0))
@@ -162,11 +162,10 @@ def _score_clusters(
             est_exchanges=int(row["n_success"]) if (row is not None and flagged) else 0,
             est_output_tokens=int(row["output_tokens"]) if (row is not None and flagged) else 0,
             max_member_score=float(member_scores.max()),
-            edge_types={t: int(c) for t, c in inner["type"].value_counts().items()} if len(inner) else {},
+            edge_types={t: type_stats[t]["n_edges"] for t in EDGE_TYPES if t in type_stats},
             sample_prompts=samples.get(cid, []),
         )  # fmt: skip
-        finding.edge_types = {t: finding.edge_types[t] for t in EDGE_TYPES if t in finding.edge_types}
-        finding.evidence = cluster_evidence(cid, members, inner, row, model_ev, member_scores, score)
+        finding.evidence = cluster_evidence(cid, members, type_stats, row, model_ev, member_scores, score)
         if bound:
             # each member is lifted by the pooled score of the accounts bound to it by behaviour
             for m in members:
