@@ -354,6 +354,59 @@ def bench_quality(
     out_console.print(f"results: {workdir / 'results.json'}, {workdir / 'results.md'}, {workdir / 'roc.png'}")
 
 
+@bench_app.command("linking")
+def bench_linking(
+    accounts: Annotated[int, typer.Option(help="Accounts in the synthetic store.")] = 100_000,
+    events: Annotated[int, typer.Option(help="Events in the synthetic store.")] = 10_000_000,
+    workdir: Annotated[Path, typer.Option(help="Where the store and linking.json go.")] = Path("bench-out/linking"),
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic population.")] = 0,
+    memory_limit: Annotated[str, typer.Option(help="DuckDB memory_limit (it spills to disk past this).")] = "1GB",
+    small: Annotated[bool, typer.Option("--small", help="2,000 accounts / 100,000 events: the CI smoke size.")] = False,
+) -> None:
+    """Linking time, peak memory and campaign recall on a seeded synthetic store of N accounts / M events."""
+    from distillguard.bench.linking import SMALL, results_table, run_linking_bench, write_results
+
+    if small:
+        accounts, events = SMALL
+    result = run_linking_bench(workdir, accounts, events, seed, memory_limit=memory_limit, on_stage=lambda s: console.print(f"[dim]{s}…[/]"))
+    out_console.print(results_table(result))
+    out_console.print(f"results: {write_results(result, workdir / 'linking.json')}")
+
+
+@bench_app.command("gateway")
+def bench_gateway(
+    workdir: Annotated[Path, typer.Option(help="Where configs, logs and results go.")] = Path("bench-out/gateway"),
+    rate: Annotated[float, typer.Option(help="Offered rate of the open-loop latency legs (requests/s).")] = 500.0,
+    low_rate: Annotated[float, typer.Option(help="Also the latency legs at this lighter rate (0: not).")] = 100.0,
+    duration: Annotated[float, typer.Option(help="Seconds of each open-loop latency leg.")] = 10.0,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight in the closed-loop throughput legs.")] = 32,
+    throughput_duration: Annotated[float, typer.Option(help="Seconds of each throughput leg.")] = 10.0,
+    litellm: Annotated[bool, typer.Option("--litellm/--no-litellm", help="Measure the LiteLLM proxy as the reference.")] = True,
+    litellm_plugin: Annotated[bool, typer.Option("--litellm-plugin/--no-litellm-plugin", help="Also LiteLLM with distillguard's plugin in it.")] = True,
+    hydra: Annotated[bool, typer.Option("--hydra/--no-hydra", help="Replay the hydra scenario: time to first throttle.")] = True,
+    hydra_scale: Annotated[float, typer.Option(help="Scale of the replayed hydra scenario.")] = 0.25,
+    hydra_days: Annotated[float, typer.Option(help="Scenario days replayed.")] = 1.0,
+    hydra_replay: Annotated[float, typer.Option(help="Wall seconds the replayed scenario is compressed into.")] = 120.0,
+    seed: Annotated[int, typer.Option(help="Simulator seed of the hydra scenario.")] = 1000,
+    small: Annotated[bool, typer.Option("--small", help="Smoke run: 50 req/s for 2 s, tiny replay.")] = False,
+) -> None:
+    """Gateway added latency (p50/p99 at a fixed rate) and throughput per core, beside LiteLLM; hydra time to first throttle."""
+    from distillguard.bench.gateway import run_gateway_bench
+
+    try:
+        results = run_gateway_bench(
+            workdir, rate=rate, low_rate=low_rate or None, duration_s=duration, concurrency=concurrency, throughput_s=throughput_duration,
+            litellm=litellm, litellm_plugin=litellm_plugin, hydra=hydra, small=small, seed=seed, hydra_scale=hydra_scale, hydra_days=hydra_days,
+            hydra_replay_s=hydra_replay, on_stage=lambda s: console.print(f"[dim]{s}…[/]"),
+        )  # fmt: skip
+    except (RuntimeError, DistillguardError) as exc:
+        _fail(exc if isinstance(exc, DistillguardError) else DistillguardError(str(exc)))
+    from distillguard.bench.gateway import markdown_table as gateway_table
+
+    out_console.print(gateway_table(results), soft_wrap=True)
+    out_console.print(f"results: {workdir / 'results.json'}, {workdir / 'results.md'}, {workdir / 'latency.png'}")
+
+
 def run() -> None:  # pragma: no cover - console entry with a last-resort guard
     try:
         app()

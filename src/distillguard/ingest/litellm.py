@@ -5,7 +5,7 @@ every success and failure.  Field mapping (full table in docs/formats.md):
 
     id → event_id, startTime/endTime/completionStartTime → ts/end_ts/first_token_ts,
     metadata.user_api_key_user_id → account_id, metadata.user_api_key_hash → api_key,
-    end_user | metadata.user_api_key_end_user_id → end_user,
+    end_user | metadata.user_api_key_end_user_id | model_parameters.user → end_user,
     requester_ip_address | metadata.requester_ip_address → ip, ...
 
 Example:
@@ -16,8 +16,11 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from distillguard.errors import Quarantined
 from distillguard.ingest.base import Reader
@@ -154,7 +157,8 @@ def litellm_event(record: dict[str, Any], raw: bytes, source_file: str, line_no:
         # LiteLLM writes "" for identities it does not know: treat as absent.
         "account_id": meta("user_api_key_user_id") or None,
         "api_key": meta("user_api_key_hash") or None,
-        "end_user": get("end_user") or meta("user_api_key_end_user_id") or None,
+        # the SDK (no proxy) leaves the request's OpenAI `user` only in model_parameters
+        "end_user": get("end_user") or meta("user_api_key_end_user_id") or param("user") or None,
         "team_id": meta("user_api_key_team_id") or None,
         "org_id": meta("user_api_key_org_id") or None,
         "ip": get("requester_ip_address") or meta("requester_ip_address") or None,
@@ -185,6 +189,32 @@ def litellm_event(record: dict[str, Any], raw: bytes, source_file: str, line_no:
     _TYPES.coerce(ev)
     _fill_response(ev, get("response"))
     return ev  # type: ignore[return-value]
+
+
+def payload_event(payload: Mapping[str, Any], source_file: str = "litellm-callback") -> RawEvent:
+    """Map a live ``StandardLoggingPayload`` (what a LiteLLM callback gets) to a RawEvent.
+
+    The payload goes through JSON first, so a live record maps exactly like the
+    same record read back from a log file (pydantic objects and other non-JSON
+    values LiteLLM sometimes leaves in it become plain JSON).  Raises FieldError
+    naming a bad field, like :func:`litellm_event`.
+
+    Example:
+        >>> ev = payload_event({"id": "c1", "startTime": 1.7e9, "model": "m",
+        ...                     "metadata": {"user_api_key_user_id": "u1"}})
+        >>> ev["event_id"], ev["account_id"], ev["source_format"]
+        ('c1', 'u1', 'litellm')
+    """
+    raw = orjson.dumps(payload, default=_jsonable, option=orjson.OPT_NON_STR_KEYS)
+    return litellm_event(orjson.loads(raw), raw, source_file, 0)
+
+
+def _jsonable(value: Any) -> Any:
+    """orjson fallback: pydantic models as their dump, anything else as its string."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump()
+    return str(value)
 
 
 def _user_agent(metadata: dict[str, Any]) -> str | None:
