@@ -222,6 +222,18 @@ def test_clamp_sets_a_cap_when_the_client_set_none():
     assert body == {"max_completion_tokens": 10, "n": 2}
 
 
+def test_clamp_caps_top_logprobs_in_each_spelling():
+    body = {"messages": [], "logprobs": True, "top_logprobs": 20}
+    clamp_request(body, "/v1/chat/completions", {"top_logprobs": 0})
+    assert body == {"messages": [], "logprobs": True, "top_logprobs": 0}
+    body = {"prompt": "x", "logprobs": 5}  # /v1/completions: logprobs is the number of alternatives
+    clamp_request(body, "/v1/completions", {"top_logprobs": 2})
+    assert body == {"prompt": "x", "logprobs": 2}
+    body = {"input": "x", "top_logprobs": 1}  # already under the cap: unchanged, nothing added
+    clamp_request(body, "/v1/responses", {"top_logprobs": 3})
+    assert body == {"input": "x", "top_logprobs": 1}
+
+
 def test_estimate_tokens_counts_prompt_chars_and_max_output():
     assert estimate_tokens({"messages": [{"role": "user", "content": "x" * 400}], "max_tokens": 100}) == 200
     assert estimate_tokens({"input": "y" * 40, "max_output_tokens": 10}) == 20

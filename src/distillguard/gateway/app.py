@@ -123,7 +123,7 @@ def strip_logprobs(body: dict[str, Any]) -> None:
 
 
 def clamp_request(body: dict[str, Any], endpoint: str, limits: dict[str, int]) -> None:
-    """Apply ``Decision.clamp`` to a (copied) request body: max tokens (any spelling) and n."""
+    """Apply ``Decision.clamp`` to a (copied) request body: max tokens (any spelling), n and top logprobs."""
     cap = next((limits[k] for k in _MAX_TOKEN_KEYS if k in limits), None)
     if cap is not None and endpoint != "/v1/embeddings":
         present = [k for k in _MAX_TOKEN_KEYS if type(body.get(k)) is int]
@@ -135,6 +135,13 @@ def clamp_request(body: dict[str, Any], endpoint: str, limits: dict[str, int]) -
     n_cap = limits.get("n")
     if n_cap is not None and type(body.get("n")) is int and body["n"] > n_cap:
         body["n"] = n_cap
+    top_cap = limits.get("top_logprobs")
+    if top_cap is not None:
+        # chat and responses ask with top_logprobs; the legacy /v1/completions with an integer logprobs
+        keys = ("top_logprobs", "logprobs") if endpoint == "/v1/completions" else ("top_logprobs",)
+        for k in keys:
+            if type(body.get(k)) is int and body[k] > top_cap:
+                body[k] = top_cap
 
 
 def withhold_reasoning(response: dict[str, Any]) -> bool:
@@ -708,7 +715,7 @@ def build_gateway(config: GatewayConfig) -> tuple[GatewayApp, Recorder, Enforcer
     online scoring, Redis state per ``config``).
     """
     from distillguard.gateway.enforcement import build_enforcer
-    from distillguard.gateway.recorder import WALRecorder
+    from distillguard.gateway.recorder import build_recorder
 
     hasher = Hasher.from_config(config.secret_file)
     if hasher.is_demo:
@@ -716,10 +723,7 @@ def build_gateway(config: GatewayConfig) -> tuple[GatewayApp, Recorder, Enforcer
     keys = KeyTable.from_file(config.keys_file, hasher) if config.keys_file else None
     enforcer = build_enforcer(config)
     try:
-        recorder = WALRecorder.from_config(config, hasher, enforcer)
-        replayed = recorder.start()
-        if replayed:
-            log.warning("replayed %d write-ahead records left by the previous run", replayed)
+        recorder = build_recorder(config, hasher, enforcer)
         app = create_app(config, enforcer, recorder, keys=keys, hasher=hasher)
         app.on_shutdown += [recorder.close, enforcer.close, recorder.store.close]
         return app, recorder, enforcer

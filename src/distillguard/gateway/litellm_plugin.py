@@ -123,8 +123,7 @@ class PluginRuntime:
         """
         from distillguard.gateway.config import GatewayConfig
         from distillguard.gateway.enforcement import build_enforcer
-        from distillguard.gateway.recorder import WALRecorder
-        from distillguard.store.duckdb import DuckDBStore
+        from distillguard.gateway.recorder import build_recorder
 
         config = GatewayConfig.from_file(path)
         hasher = Hasher.from_config(config.secret_file)
@@ -132,17 +131,10 @@ class PluginRuntime:
             log.warning("distillguard: no hashing secret configured ($DISTILLGUARD_SECRET or secret_file): using the demo secret")
         enforcer = build_enforcer(config)
         try:
-            recorder = WALRecorder(
-                config.wal_dir, DuckDBStore(config.store_path), hasher, enforcer=enforcer, keep_text=config.keep_text,
-                flush_batch=config.flush_batch, flush_interval_s=config.flush_interval_s,
-                fsync_interval_s=config.wal_fsync_interval_s, segment_bytes=config.wal_segment_bytes,
-            )  # fmt: skip
-            replayed = recorder.start()
+            recorder = build_recorder(config, hasher, enforcer)
         except BaseException:
             enforcer.close()
             raise
-        if replayed:
-            log.warning("distillguard: replayed %d write-ahead records left by the previous run", replayed)
 
         def close() -> None:
             recorder.close()

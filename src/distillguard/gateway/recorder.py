@@ -26,7 +26,7 @@ that were already stored are not duplicated.
 Example:
     >>> import tempfile
     >>> from distillguard.privacy import Hasher
-    >>> from distillguard.store.duckdb import DuckDBStore
+    >>> from distillguard.store.duckdb import TABLES, DuckDBStore
     >>> d = tempfile.mkdtemp()
     >>> rec = WALRecorder(d + "/wal", DuckDBStore(d + "/gw.duckdb"), Hasher(b"k"))
     >>> rec.start()
@@ -56,7 +56,7 @@ from distillguard.gateway.wal import WriteAheadLog, read_segment
 from distillguard.normalize import ExcerptKeeper, normalize_batch
 from distillguard.privacy import Hasher
 from distillguard.schema import SAMPLE_SCHEMA, RawEvent
-from distillguard.store.duckdb import DuckDBStore
+from distillguard.store.duckdb import TABLES, DuckDBStore
 
 log = logging.getLogger("distillguard.gateway.recorder")
 
@@ -114,8 +114,8 @@ class WALRecorder(Recorder):
         *,
         enforcer: Enforcer | None = None,
         keep_text: bool = False,
-        flush_batch: int = 512,
-        flush_interval_s: float = 0.25,
+        flush_batch: int = 1024,
+        flush_interval_s: float = 1.0,
         fsync_interval_s: float = 0.05,
         segment_bytes: int = 16 * 1024 * 1024,
         excerpts_per_account: int = 5,
@@ -142,11 +142,17 @@ class WALRecorder(Recorder):
     @classmethod
     def from_config(cls, config: Any, hasher: Hasher, enforcer: Enforcer | None = None) -> WALRecorder:
         """A recorder for a :class:`~distillguard.gateway.config.GatewayConfig` (its store, WAL and batching)."""
-        return cls(
-            config.wal_dir, DuckDBStore(config.store_path), hasher, enforcer=enforcer, keep_text=config.keep_text,
-            flush_batch=config.flush_batch, flush_interval_s=config.flush_interval_s,
-            fsync_interval_s=config.wal_fsync_interval_s, segment_bytes=config.wal_segment_bytes,
-        )  # fmt: skip
+        # one DuckDB thread: batched appends gain nothing from a second, and the proxy needs that core
+        store = DuckDBStore(config.store_path, threads=1)
+        try:
+            return cls(
+                config.wal_dir, store, hasher, enforcer=enforcer, keep_text=config.keep_text,
+                flush_batch=config.flush_batch, flush_interval_s=config.flush_interval_s,
+                fsync_interval_s=config.wal_fsync_interval_s, segment_bytes=config.wal_segment_bytes,
+            )  # fmt: skip
+        except BaseException:
+            store.close()
+            raise
 
     # ------------------------------------------------------------ request path
 
@@ -196,7 +202,7 @@ class WALRecorder(Recorder):
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self._flush_all()
+        self._flush_all(drain=True)
         self.wal.close()
 
     @property
@@ -231,12 +237,21 @@ class WALRecorder(Recorder):
                 log.exception("recorder flush failed; retrying")
                 time.sleep(min(1.0, self.flush_interval_s))
 
-    def _flush_all(self) -> None:
-        while self._queue:
+    def _flush_all(self, *, drain: bool = False) -> None:
+        """Store the records queued when called (``drain``: until the queue is empty, for close).
+
+        Bounded on purpose: draining while the request path keeps queueing turned every flush into
+        an endless run of 2-5 record batches, each paying DuckDB's fixed ~10 ms per statement.
+        """
+        queue = self._queue
+        left = None if drain else len(queue)
+        while queue and (left is None or left > 0):
+            take = self.flush_batch if left is None else min(self.flush_batch, left)
             items = []
-            queue = self._queue
-            while queue and len(items) < self.flush_batch:
+            while queue and len(items) < take:
                 items.append(queue.popleft())
+            if left is not None:
+                left -= len(items)
             try:
                 self._store_batch([(ev, x) for _, _, ev, x in items])
             except Exception:
@@ -261,14 +276,23 @@ class WALRecorder(Recorder):
             events = [ev for ev, _ in items]
             batch = normalize_batch(events, self.hasher, keep_text=self.keep_text)
         new_ids = self._unstored_ids(batch.events) if replay else None
-        self.store.append("events", batch.events)
-        if batch.texts is not None:
-            self.store.append("texts", batch.texts)
         self._keeper.offer(batch.excerpts)
         samples = self._keeper.drain()
-        if samples:
-            self.store.append("samples", pa.Table.from_pylist(samples, schema=SAMPLE_SCHEMA))
-        self._append_log(pa.Table.from_pylist([log_row(ev, x) for ev, x in items], schema=GATEWAY_LOG_SCHEMA))
+        log_rows = pa.Table.from_pylist([log_row(ev, x) for ev, x in items], schema=GATEWAY_LOG_SCHEMA)
+        con = self.store.con
+        # one transaction per batch: DuckDB's cost is per statement commit (~10 ms here), not per row
+        con.execute("BEGIN TRANSACTION").fetchall()
+        try:
+            self._insert("events", batch.events)
+            if batch.texts is not None:
+                self._insert("texts", batch.texts)
+            if samples:
+                self._insert("samples", pa.Table.from_pylist(samples, schema=SAMPLE_SCHEMA))
+            self._insert("gateway_log", log_rows)
+            con.execute("COMMIT").fetchall()
+        except BaseException:
+            con.execute("ROLLBACK").fetchall()
+            raise
         self.stored_total += len(items)
         self.last_flush_s = time.perf_counter() - t0
         if self.enforcer is not None:
@@ -290,13 +314,18 @@ class WALRecorder(Recorder):
             con.unregister("_replay_ids")
         return pa.array([i for i in events.column("event_id").to_pylist() if i not in stored], pa.string())
 
-    def _append_log(self, rows: pa.Table) -> None:
+    def _insert(self, table: str, rows: pa.Table) -> None:
+        """``INSERT ... ON CONFLICT DO NOTHING`` (event_id is every table's key), without the row counts
+        :meth:`DuckDBStore.append` runs around it."""
+        if rows.num_rows == 0:
+            return
+        schema = GATEWAY_LOG_SCHEMA if table == "gateway_log" else TABLES[table][0]
         con = self.store.con
-        con.register("_gateway_log", rows)
+        con.register("_recorded", rows.select(schema.names).cast(schema))
         try:
-            con.execute("INSERT INTO gateway_log SELECT * FROM _gateway_log ON CONFLICT DO NOTHING").fetchall()
+            con.execute(f"INSERT INTO {table} SELECT * FROM _recorded ON CONFLICT DO NOTHING").fetchall()
         finally:
-            con.unregister("_gateway_log")
+            con.unregister("_recorded")
 
     def _reject_unusable(self, items: Sequence[tuple[RawEvent, dict[str, Any]]]) -> list[tuple[RawEvent, dict[str, Any]]]:
         """Set aside the records normalization cannot take (to ``rejected.jsonl``), keep the rest."""
@@ -310,3 +339,17 @@ class WALRecorder(Recorder):
                     log.error("write-ahead record %s cannot be normalized (%r); set aside", ev.get("event_id"), exc)
                     f.write(orjson.dumps({"e": ev, "x": x, "reason": repr(exc)}) + b"\n")
         return good
+
+
+def build_recorder(config: Any, hasher: Hasher, enforcer: Enforcer | None = None) -> WALRecorder:
+    """The started recorder ``serve`` and the LiteLLM plugin run: :meth:`WALRecorder.from_config`, then
+    :meth:`~WALRecorder.start` (the previous run's WAL replayed); the store is closed if that fails."""
+    recorder = WALRecorder.from_config(config, hasher, enforcer)
+    try:
+        replayed = recorder.start()
+    except BaseException:
+        recorder.store.close()
+        raise
+    if replayed:
+        log.warning("replayed %d write-ahead records left by the previous run", replayed)
+    return recorder
