@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from distillguard.detectors.ensemble import Ensemble
@@ -11,7 +12,7 @@ from distillguard.features.account import compute_account_features
 from distillguard.linking import LinkConfig, build_edges, link_accounts
 from distillguard.store.duckdb import DuckDBStore
 from tests.factories import event_row, events_table
-from tests.linking.factories import accounts_table, build_store
+from tests.linking.factories import accounts_table, build_store, hydra_rows
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +50,51 @@ def test_nat_and_chat_users_are_not_lifted(linked):
     assert (result.account_scores[benign] == frame.loc[benign, "score"]).all()
     nat = [a for a in benign if a.startswith("nat-")]
     nat_clusters = {result.cluster_of.get(a) for a in nat} - {None}
+    assert nat_clusters
     for c in result.clusters:
         if c.cluster_id in nat_clusters:
             assert not c.bound and not c.flagged
             assert set(c.edge_types) <= {"ip", "ip_prefix", "client", "creation", "payment"}
+
+
+def test_only_bound_clusters_are_pooled_and_scored(linked):
+    store, frame, _, result = linked
+    unbound = [c for c in result.clusters if not c.bound]
+    assert unbound and all(c.scored for c in result.clusters if c.bound)
+    pooled_units = {r[0] for r in store.con.execute("SELECT DISTINCT cluster_id FROM _dg_link_pool_map").fetchall()}
+    assert {u.split("/")[0] for u in pooled_units} == {c.cluster_id for c in result.clusters if c.bound}
+    for c in unbound:
+        assert not c.scored and c.score == 0.0
+        # the pooled volume is still reported: the members' own requests
+        assert c.n_events == frame.loc[c.account_ids, "n_events"].sum()
+        assert c.evidence[-1].title == "not pooled"
+        assert c.to_dict()["scored"] is False and "not pooled" in c.explain()
+
+
+def test_link_edges_are_build_edges_with_categorical_ids(linked):
+    store, _, _, result = linked
+    assert result.edges["a"].dtype == "category" and result.edges["type"].dtype == "category"
+    strings = result.edges.astype({"a": object, "b": object, "type": object})
+    pd.testing.assert_frame_equal(strings, build_edges(store))
+
+
+def test_evidence_keeps_64_bit_key_hashes_exact():
+    big = 0x7EDC_BA98_7654_3211  # not representable as a float64: a float round trip changes its last digits
+    assert int(float(big)) != big
+    store = DuckDBStore(":memory:")
+    # both template halves big (an edge's example key is its smallest); the hydra also has timing edges (no key)
+    rows = [{**r, "template_prefix_hash": big, "template_suffix_hash": big + 2} for r in hydra_rows(12)]
+    store.append("events", events_table(rows))
+    edges = build_edges(store)
+    assert edges["example_key"].isna().any()
+    assert big in set(edges.loc[edges["type"] == "template", "example_key"].astype("int64"))
+    frame = compute_account_features(store)
+    model = Ensemble.load()
+    model.fit_population(frame)
+    frame["score"] = model.score(frame)
+    result = link_accounts(store, frame, model, model.threshold)
+    text = "\n".join(e.detail for c in result.clusters for e in c.evidence)
+    assert f"{big:016x}" in text
 
 
 def test_evidence_names_the_shared_keys(linked):

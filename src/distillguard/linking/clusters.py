@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -25,7 +26,8 @@ from distillguard.findings import Evidence
 from distillguard.schema import EVENT_SCHEMA
 from distillguard.store.base import EventStore
 
-CLUSTER_MAP_TABLE = "_dg_link_cluster_map"
+CLUSTER_MAP_TABLE = "_dg_link_cluster_map"  # account → cluster, every cluster (sample prompts)
+POOL_MAP_TABLE = "_dg_link_pool_map"  # account → pooled unit, only the units that are scored
 
 
 @dataclass
@@ -33,11 +35,14 @@ class ClusterFinding:
     """The verdict on one linked group of accounts."""
 
     cluster_id: str
-    score: float  # the Ensemble's score of the pooled behaviour, 0..1
+    score: float  # the Ensemble's score of the pooled behaviour, 0..1; 0.0 when not ``scored``
     flagged: bool  # bound by behaviour and pooled score at or over the threshold
     n_accounts: int
     account_ids: list[str]
     bound: bool = False  # enough members linked by templates / near-duplicates / timing, not only infrastructure
+    # False: the cluster is not bound, so it cannot flag or lift, and its pooled behaviour was not computed
+    # (at 100k accounts these are nearly all clusters); ``score`` is then 0.0 and means "not scored"
+    scored: bool = True
     n_events: int = 0
     est_exchanges: int = 0  # pooled successful exchanges, when flagged
     est_output_tokens: int = 0
@@ -47,8 +52,9 @@ class ClusterFinding:
     sample_prompts: list[str] = field(default_factory=list)
 
     def explain(self) -> str:
+        pooled = f"pooled score {self.score:.3f}" if self.scored else "not pooled (not bound by behaviour)"
         head = (
-            f"cluster {self.cluster_id}: {self.n_accounts} accounts, pooled score {self.score:.3f}"
+            f"cluster {self.cluster_id}: {self.n_accounts} accounts, {pooled}"
             f"{' FLAGGED' if self.flagged else ''} (highest member alone {self.max_member_score:.3f}); "
             f"{self.n_events:,} requests"
         )
@@ -62,20 +68,21 @@ class ClusterFinding:
         return d
 
 
-def _register_map(store: EventStore, units: pd.DataFrame) -> None:
+def _register_map(store: EventStore, table: str, units: pd.DataFrame) -> None:
+    """``units`` (account_id, unit_id) as the temp table ``table`` (account_id, cluster_id)."""
     con = store.con  # type: ignore[attr-defined]
-    table = pa.table({"account_id": units["account_id"].astype(str).tolist(), "cluster_id": units["unit_id"].astype(str).tolist()})
-    con.register("_dg_link_map_in", table)
+    rows = pa.table({"account_id": units["account_id"].astype(str).tolist(), "cluster_id": units["unit_id"].astype(str).tolist()})
+    con.register("_dg_link_map_in", rows)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {CLUSTER_MAP_TABLE} AS SELECT * FROM _dg_link_map_in").fetchall()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM _dg_link_map_in").fetchall()
     finally:
         con.unregister("_dg_link_map_in")
 
 
 def pooled_events_view() -> str:
-    """Events of clustered accounts with ``account_id`` replaced by the cluster id (portable SQL)."""
+    """Events of the pooled units' accounts with ``account_id`` replaced by the unit id (portable SQL)."""
     cols = ", ".join(f'e."{c}"' for c in EVENT_SCHEMA.names if c != "account_id")
-    return f"(SELECT {cols}, m.cluster_id AS account_id FROM events e JOIN {CLUSTER_MAP_TABLE} m ON e.account_id = m.account_id)"
+    return f"(SELECT {cols}, m.cluster_id AS account_id FROM events e JOIN {POOL_MAP_TABLE} m ON e.account_id = m.account_id)"
 
 
 def pooled_features(store: EventStore, units: pd.DataFrame | dict[str, str]) -> pd.DataFrame:
@@ -88,22 +95,28 @@ def pooled_features(store: EventStore, units: pd.DataFrame | dict[str, str]) -> 
         units = pd.DataFrame({"account_id": list(units), "unit_id": list(units.values())})
     if units.empty:
         return pd.DataFrame(columns=list(FEATURE_NAMES))
-    _register_map(store, units)
+    _register_map(store, POOL_MAP_TABLE, units)
     frame = store.query(account_features_sql(pooled_events_view())).to_pandas().set_index("account_id")
     for name in FEATURE_NAMES:
         frame[name] = frame[name].astype("float64").fillna(0.0)
     return frame
 
 
-def cluster_samples(store: EventStore, per_cluster: int = 3) -> dict[str, list[str]]:
-    """A few redacted prompt excerpts per cluster, from different members where possible."""
+def cluster_samples(store: EventStore, clusters: pd.DataFrame, per_cluster: int = 3) -> dict[str, list[str]]:
+    """A few redacted prompt excerpts per cluster, from different members where possible.
+
+    ``clusters`` has columns account_id, unit_id (the cluster id).
+    """
+    if clusters.empty:
+        return {}
+    _register_map(store, CLUSTER_MAP_TABLE, clusters)
     table = store.query(
         f"""SELECT cluster_id, prompt_excerpt FROM (
               SELECT m.cluster_id, s.prompt_excerpt,
                 row_number() OVER (PARTITION BY m.cluster_id ORDER BY rn, s.account_id) AS k
               FROM (SELECT account_id, prompt_excerpt, ts,
                       row_number() OVER (PARTITION BY account_id ORDER BY ts) AS rn FROM samples) s
-              JOIN {CLUSTER_MAP_TABLE} m ON s.account_id = m.account_id WHERE m.cluster_id NOT LIKE '%/%') q
+              JOIN {CLUSTER_MAP_TABLE} m ON s.account_id = m.account_id) q
             WHERE k <= {int(per_cluster)} ORDER BY cluster_id, k"""
     )
     out: dict[str, list[str]] = {}
@@ -117,7 +130,7 @@ def edge_type_stats(inner_edges: pd.DataFrame, max_keys: int = 3) -> dict[str, d
 
     Computed for every cluster at once (grouped frames, no per-cluster filtering): at 100k accounts
     there are tens of thousands of clusters.  ``inner_edges`` are the edges inside clusters, with a
-    ``cluster_id`` column.
+    ``cluster_id`` column (any hashable ids; categorical columns are grouped by the values present).
 
     Example:
         >>> e = pd.DataFrame({"a": ["x"], "b": ["y"], "type": ["ip"], "strength": [1.0], "raw_overlap": [1.0],
@@ -129,16 +142,16 @@ def edge_type_stats(inner_edges: pd.DataFrame, max_keys: int = 3) -> dict[str, d
         return {}
     e = inner_edges.reset_index(drop=True)
     keys = ["cluster_id", "type"]
-    grouped = e.groupby(keys, sort=False)
+    grouped = e.groupby(keys, sort=False, observed=True)
     stats = grouped.agg(
         n_edges=("type", "size"), overlap=("raw_overlap", "mean"), r_mean=("strength", "mean"), r_max=("strength", "max"),
         largest=("group_n", "max"),
     )  # fmt: skip
     ends = pd.concat([e[keys + ["a"]].rename(columns={"a": "acct"}), e[keys + ["b"]].rename(columns={"b": "acct"})])
-    stats["linked"] = ends.drop_duplicates().groupby(keys, sort=False).size()
+    stats["linked"] = ends.drop_duplicates().groupby(keys, sort=False, observed=True).size()
     ex = e.loc[e["example_key"].notna(), keys + ["example_key"]].drop_duplicates()
-    stats["n_keys"] = ex.groupby(keys, sort=False).size()
-    first = ex.groupby(keys, sort=False).head(max_keys).groupby(keys, sort=False)["example_key"].agg(list)
+    stats["n_keys"] = ex.groupby(keys, sort=False, observed=True).size()
+    first = ex.groupby(keys, sort=False, observed=True).head(max_keys).groupby(keys, sort=False, observed=True)["example_key"].agg(list)
     stats["keys"] = first
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for (cid, t), row in stats.iterrows():
@@ -167,11 +180,12 @@ EDGE_EVIDENCE = {
 
 def cluster_evidence(
     cid: str, members: list[str], type_stats: dict[str, dict[str, Any]], pooled_row: pd.Series | None,
-    model_evidence: list[Evidence], member_scores: pd.Series, pooled_score: float,
+    model_evidence: list[Evidence], member_scores: np.ndarray, pooled_score: float, *, scored: bool = True,
 ) -> list[Evidence]:
     """Readable sentences: why these accounts are linked, and what their pooled behaviour shows.
 
-    ``type_stats`` is this cluster's entry of :func:`edge_type_stats`.
+    ``type_stats`` is this cluster's entry of :func:`edge_type_stats`; ``scored`` False says the
+    cluster was not pooled (it is not bound, so it could not flag).
     """
     ev: list[Evidence] = []
     n = len(members)
@@ -196,8 +210,16 @@ def cluster_evidence(
         ev.append(Evidence(
             "linking", "pooled behaviour",
             f"pooled score {pooled_score:.3f} over {int(pooled_row['n_events']):,} requests; "
-            f"highest member alone {float(member_scores.max()):.3f}, median member {float(member_scores.median()):.3f}",
+            f"highest member alone {float(np.max(member_scores)):.3f}, median member {float(np.median(member_scores)):.3f}",
             float(pooled_score),
+        ))  # fmt: skip
+    elif not scored:
+        ev.append(Evidence(
+            "linking", "not pooled",
+            f"not bound by behaviour: fewer than half of the {n} accounts share templates, near-duplicate prompts or hourly "
+            f"timing strongly enough, and a cluster that is not bound cannot flag, so its pooled behaviour was not scored; "
+            f"highest member alone {float(np.max(member_scores)):.3f}",
+            0.0,
         ))  # fmt: skip
     ev += [Evidence("pooled:" + e.detector, e.title, e.detail, e.weight, e.rule_id) for e in model_evidence[:4]]
     return ev

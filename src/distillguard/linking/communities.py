@@ -5,10 +5,9 @@ partition reproducible.  Only accounts with at least one edge are vertices, so t
 large as the linked population, not the whole scan.
 
 Example:
-    >>> import pandas as pd
-    >>> pairs = pd.DataFrame({"a": ["x", "y"], "b": ["y", "z"], "weight": [1.0, 1.0]})
-    >>> sorted(set(leiden_communities(pairs).values()))
-    ['c0000']
+    >>> import numpy as np
+    >>> [g.tolist() for g in leiden_communities(np.array([0, 1]), np.array([1, 2]), np.array([1.0, 1.0]))]
+    [[0, 1, 2]]
 """
 
 from __future__ import annotations
@@ -19,19 +18,26 @@ import numpy as np
 import pandas as pd
 
 
-def leiden_communities(pairs: pd.DataFrame, *, resolution: float = 1.0, seed: int = 0, min_size: int = 2) -> dict[str, str]:
-    """account → community id (``c0000``, largest first) for communities of at least ``min_size`` accounts."""
-    if pairs.empty:
-        return {}
-    names = pd.Index(pd.unique(pd.concat([pairs["a"], pairs["b"]], ignore_index=True)))
-    src = names.get_indexer(pairs["a"])
-    dst = names.get_indexer(pairs["b"])
+def leiden_communities(
+    a: np.ndarray, b: np.ndarray, weight: np.ndarray, *, resolution: float = 1.0, seed: int = 0, min_size: int = 2,
+) -> list[np.ndarray]:
+    """Communities of at least ``min_size`` vertices: sorted arrays of the ids in ``a``/``b``, largest first, then by smallest id.
+
+    ``a``, ``b`` are the pair ends (integer account numbers in link_accounts; any sortable ids work).
+    Vertices are numbered in order of first appearance in ``a`` then ``b``, which, with the seed,
+    fixes the partition.
+    """
+    if len(a) == 0:
+        return []
+    names = pd.unique(np.concatenate([np.asarray(a), np.asarray(b)]))
+    index = pd.Index(names)
     # an (m, 2) integer array, not a list of tuples: no Python object per edge at millions of edges
-    graph = ig.Graph(n=len(names), edges=np.column_stack([src, dst]), directed=False)
-    graph.es["weight"] = pairs["weight"].to_numpy(dtype=float)
+    graph = ig.Graph(n=len(names), edges=np.column_stack([index.get_indexer(a), index.get_indexer(b)]), directed=False)
+    graph.es["weight"] = np.asarray(weight, dtype=float)
     partition = leidenalg.find_partition(
         graph, leidenalg.RBConfigurationVertexPartition, weights="weight", resolution_parameter=resolution,
         seed=seed, n_iterations=2,
     )  # fmt: skip
-    groups = sorted((sorted(names[list(c)]) for c in partition if len(c) >= min_size), key=lambda g: (-len(g), g[0]))
-    return {acct: f"c{i:04d}" for i, members in enumerate(groups) for acct in members}
+    groups = [np.sort(names[np.asarray(c, dtype=np.int64)]) for c in partition if len(c) >= min_size]
+    groups.sort(key=lambda g: (-len(g), g[0]))
+    return groups

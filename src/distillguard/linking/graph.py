@@ -132,22 +132,24 @@ def _members_sql(kind: str, incidence: str, cfg: LinkConfig) -> str:
         FROM inc i JOIN shared s ON i.key = s.key JOIN _dg_link_acct a ON i.account_id = a.account_id"""
 
 
-def build_edges(store: EventStore, cfg: LinkConfig | None = None) -> pd.DataFrame:
-    """One row per (a, b, type) with a < b: strength (0..1), n_keys shared, example_key, group_n (largest group).
+#: Columns of the edge table, in order.
+EDGE_COLUMNS = ["a", "b", "type", "strength", "raw_overlap", "n_keys", "example_key", "group_n"]
 
-    Example:
-        >>> from distillguard.store.duckdb import DuckDBStore
-        >>> list(build_edges(DuckDBStore(":memory:")).columns)
-        ['a', 'b', 'type', 'strength', 'raw_overlap', 'n_keys', 'example_key', 'group_n']
+
+def build_edge_tables(store: EventStore, cfg: LinkConfig | None = None) -> None:
+    """Build the temp tables ``_dg_link_acct`` (account_id, aid, n_acct) and ``_dg_link_edges`` (a, b as aids).
+
+    ``aid`` numbers accounts from 0 in ``account_id`` order, so ``a < b`` means ``account_id(a) <
+    account_id(b)``; ``n_acct`` is the account's number of events.  Both tables stay in the store until
+    :func:`drop_edge_tables`, so the caller can weigh pairs in SQL and fetch integer ids only.
     """
     cfg = cfg or LinkConfig()
     cap, hubs = int(cfg.group_cap), int(cfg.hubs)
-    # accounts as dense integers (in account_id order, so a < b keeps meaning a.account_id < b.account_id):
     # every join and aggregate below is on integers, not strings
     _exec(
         store,
         """CREATE OR REPLACE TEMP TABLE _dg_link_acct AS
-        SELECT account_id, CAST(row_number() OVER (ORDER BY account_id) AS INTEGER) AS aid, n_acct
+        SELECT account_id, CAST(row_number() OVER (ORDER BY account_id) - 1 AS INTEGER) AS aid, n_acct
         FROM (SELECT account_id, count(*) AS n_acct FROM events GROUP BY account_id
               UNION ALL SELECT account_id, 0 FROM accounts WHERE account_id NOT IN (SELECT account_id FROM events)) q""",
     )
@@ -205,14 +207,62 @@ def build_edges(store: EventStore, cfg: LinkConfig | None = None) -> pd.DataFram
     )
     _exec(store, "DROP TABLE IF EXISTS _dg_link_pairs")
     _timing_edges(store, cfg)
-    edges = store.query(
-        """SELECT na.account_id AS a, nb.account_id AS b, e.type, e.strength, e.raw_overlap, e.n_keys, e.example_key, e.group_n
-        FROM _dg_link_edges e JOIN _dg_link_acct na ON e.a = na.aid JOIN _dg_link_acct nb ON e.b = nb.aid
-        ORDER BY e.a, e.b, e.type"""
-    ).to_pandas()
+
+
+def drop_edge_tables(store: EventStore) -> None:
     for name in ("_dg_link_edges", "_dg_link_acct"):
         _exec(store, f"DROP TABLE IF EXISTS {name}")
-    return edges
+
+
+def fetch_accounts(store: EventStore) -> tuple[np.ndarray, np.ndarray]:
+    """``(account_ids, n_events)`` indexed by aid, from ``_dg_link_acct``."""
+    table = store.query("SELECT account_id, n_acct FROM _dg_link_acct ORDER BY aid")
+    return np.asarray(table.column("account_id").to_pylist(), dtype=object), table.column("n_acct").to_numpy()
+
+
+def fetch_edges(store: EventStore, account_ids: np.ndarray) -> pd.DataFrame:
+    """``_dg_link_edges`` as a frame ordered by (a, b, type), without a string per row.
+
+    ``a`` and ``b`` are categoricals over ``account_ids`` (an int32 code per row: reads as account ids,
+    costs as integers), ``type`` is a categorical over :data:`EDGE_TYPES`, and ``example_key`` is a
+    nullable Int64 (timing edges have no key) so 64-bit key hashes stay exact.
+    """
+    table = store.query(
+        f"""SELECT a, b, CAST(list_position({list(EDGE_TYPES)!r}, type) - 1 AS TINYINT) AS type_code,
+               strength, raw_overlap, n_keys, example_key, group_n
+        FROM _dg_link_edges ORDER BY a, b, type"""
+    )
+    accounts = pd.Index(account_ids)
+    key = table.column("example_key")
+    return pd.DataFrame({
+        "a": pd.Categorical.from_codes(table.column("a").to_numpy(), categories=accounts, validate=False),
+        "b": pd.Categorical.from_codes(table.column("b").to_numpy(), categories=accounts, validate=False),
+        "type": pd.Categorical.from_codes(table.column("type_code").to_numpy(), categories=list(EDGE_TYPES), validate=False),
+        "strength": table.column("strength").to_numpy(),
+        "raw_overlap": table.column("raw_overlap").to_numpy(),
+        "n_keys": table.column("n_keys").to_numpy(),
+        "example_key": pd.arrays.IntegerArray(key.fill_null(0).to_numpy(), key.is_null().to_numpy(zero_copy_only=False)),
+        "group_n": table.column("group_n").to_numpy(),
+    })  # fmt: skip
+
+
+def build_edges(store: EventStore, cfg: LinkConfig | None = None) -> pd.DataFrame:
+    """One row per (a, b, type) with a < b: strength (0..1), n_keys shared, example_key, group_n (largest group).
+
+    The account ids are plain strings here; :func:`distillguard.linking.link_accounts` keeps the
+    tables in SQL and fetches integer ids instead.
+
+    Example:
+        >>> from distillguard.store.duckdb import DuckDBStore
+        >>> list(build_edges(DuckDBStore(":memory:")).columns)
+        ['a', 'b', 'type', 'strength', 'raw_overlap', 'n_keys', 'example_key', 'group_n']
+    """
+    build_edge_tables(store, cfg)
+    try:
+        edges = fetch_edges(store, fetch_accounts(store)[0])
+    finally:
+        drop_edge_tables(store)
+    return edges.astype({"a": object, "b": object, "type": object})
 
 
 def _timing_edges(store: EventStore, cfg: LinkConfig) -> None:
@@ -261,10 +311,25 @@ def _timing_edges(store: EventStore, cfg: LinkConfig) -> None:
         _exec(store, f"DROP TABLE IF EXISTS {name}")
 
 
-def weighted_pairs(edges: pd.DataFrame, cfg: LinkConfig | None = None) -> pd.DataFrame:
-    """One row per account pair: Leiden weight (sum of weight[type] * strength) and whether behaviour binds it.
+def pair_weights_sql(cfg: LinkConfig, edges: str = "_dg_link_edges") -> str:
+    """SQL of one row per account pair (a, b, weight, binding), ordered by (a, b): the Leiden input.
 
-    Pairs lighter than ``cfg.min_pair_weight`` are dropped unless a behaviour edge binds them.
+    weight = Σ weight[type]·strength (compensated sum, so the order of a pair's rows does not matter);
+    binding = some behaviour edge reaches ``cfg.binding_min``.  Pairs lighter than
+    ``cfg.min_pair_weight`` are dropped unless a behaviour edge binds them.
+    """
+    weight = " ".join(f"WHEN '{t}' THEN {float(w)!r}" for t, w in cfg.weights.items())
+    binding = " ".join(f"WHEN '{t}' THEN raw_overlap >= {float(m)!r}" for t, m in cfg.binding_min.items())
+    return f"""SELECT a, b, weight, binding FROM (
+          SELECT a, b, fsum(strength * CASE type {weight} ELSE 0.0 END) AS weight,
+                 coalesce(bool_or(CASE type {binding} ELSE false END), false) AS binding
+          FROM {edges} GROUP BY a, b) p
+        WHERE weight > 0 AND (weight >= {float(cfg.min_pair_weight)!r} OR binding)
+        ORDER BY a, b"""
+
+
+def weighted_pairs(edges: pd.DataFrame, cfg: LinkConfig | None = None) -> pd.DataFrame:
+    """:func:`pair_weights_sql` over an edge frame (columns a, b, type, strength, raw_overlap).
 
     Example:
         >>> e = pd.DataFrame({"a": ["x", "x"], "b": ["y", "z"], "type": ["ip", "client"],
@@ -272,11 +337,14 @@ def weighted_pairs(edges: pd.DataFrame, cfg: LinkConfig | None = None) -> pd.Dat
         >>> weighted_pairs(e)[["a", "b", "weight"]].values.tolist()
         [['x', 'y', 0.6]]
     """
+    import duckdb
+
     cfg = cfg or LinkConfig()
     if edges.empty:
         return pd.DataFrame(columns=["a", "b", "weight", "binding"])
-    w = edges["type"].map(cfg.weights).fillna(0.0).to_numpy() * edges["strength"].astype(float).to_numpy()
-    bind = edges["raw_overlap"].astype(float).to_numpy() >= edges["type"].map(cfg.binding_min).fillna(np.inf).to_numpy()
-    e = pd.DataFrame({"a": edges["a"], "b": edges["b"], "w": w, "bind": bind})
-    out = e.groupby(["a", "b"], sort=False).agg(weight=("w", "sum"), binding=("bind", "any")).reset_index()
-    return out[(out["weight"] > 0) & ((out["weight"] >= cfg.min_pair_weight) | out["binding"])].reset_index(drop=True)
+    con = duckdb.connect()
+    try:
+        con.register("_dg_link_edge_frame", edges[["a", "b", "type", "strength", "raw_overlap"]])
+        return con.sql(pair_weights_sql(cfg, "_dg_link_edge_frame")).to_df()
+    finally:
+        con.close()

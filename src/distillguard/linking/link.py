@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,26 +29,35 @@ from distillguard.detectors.ensemble import Ensemble
 from distillguard.features.account import FEATURE_NAMES
 from distillguard.linking.clusters import ClusterFinding, cluster_evidence, cluster_samples, edge_type_stats, pooled_features
 from distillguard.linking.communities import leiden_communities
-from distillguard.linking.graph import EDGE_TYPES, LinkConfig, build_edges, weighted_pairs
+from distillguard.linking.graph import (
+    EDGE_TYPES, LinkConfig, build_edge_tables, drop_edge_tables, fetch_accounts, fetch_edges, pair_weights_sql,
+)  # fmt: skip
 from distillguard.store.base import EventStore
 
 
 @dataclass
 class LinkResult:
     cluster_of: dict[str, str]  # account → cluster id, for clusters of >= 2 accounts
-    clusters: list[ClusterFinding]  # highest pooled score first
+    clusters: list[ClusterFinding]  # flagged first, then highest pooled score
     account_scores: pd.Series  # cluster-adjusted score per account (index = frame's index)
-    edges: pd.DataFrame = field(default_factory=pd.DataFrame)  # a, b, type, strength, raw_overlap, n_keys, example_key, group_n
+    # a, b, type, strength, raw_overlap, n_keys, example_key, group_n: every edge of the graph; a, b (account
+    # ids) and type are categoricals, so millions of edges cost integers, not a string per row
+    edges: pd.DataFrame = field(default_factory=pd.DataFrame)
     timings_s: dict[str, float] = field(default_factory=dict)
 
     def write_graph(self, path: str | Path) -> Path:
-        """The clustered part of the graph: ``.graphml`` (igraph) or JSON (nodes + typed edges) otherwise."""
+        """The clustered part of the graph (edges with a clustered end): ``.graphml`` (igraph) or JSON otherwise.
+
+        The JSON is written edge by edge: at 100k accounts the clustered graph has millions of edges,
+        and one dict per edge in memory would cost more than linking itself.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         e = self.edges
         if len(e):
-            e = e[e["a"].isin(self.cluster_of.keys()) | e["b"].isin(self.cluster_of.keys())]
-        nodes = sorted(set(e["a"]) | set(e["b"])) if len(e) else []
+            clustered = list(self.cluster_of)
+            e = e[e["a"].isin(clustered) | e["b"].isin(clustered)]
+        nodes = sorted(set(e["a"].unique()) | set(e["b"].unique())) if len(e) else []
         scores = self.account_scores
         if path.suffix.lower() == ".graphml":
             import igraph as ig
@@ -57,120 +68,166 @@ class LinkResult:
             g.vs["cluster_id"] = [self.cluster_of.get(n, "") for n in nodes]
             g.vs["score"] = [float(scores.get(n, 0.0)) for n in nodes]
             if len(e):
-                g.es["type"] = e["type"].tolist()
+                g.es["type"] = e["type"].astype(str).tolist()
                 g.es["strength"] = e["strength"].astype(float).tolist()
                 g.es["n_keys"] = e["n_keys"].astype(int).tolist()
             g.write_graphml(str(path))
             return path
-        doc = {
-            "nodes": [{"id": n, "cluster_id": self.cluster_of.get(n), "score": float(scores.get(n, 0.0))} for n in nodes],
-            "edges": [
-                {"source": a, "target": b, "type": t, "strength": round(float(s), 4), "n_keys": int(k),
-                 "example_key": None if pd.isna(x) else f"{int(x) & 0xFFFFFFFFFFFFFFFF:016x}"}
-                for a, b, t, s, k, x in zip(e["a"], e["b"], e["type"], e["strength"], e["n_keys"], e["example_key"], strict=True)
-            ] if len(e) else [],
-            "clusters": [c.to_dict() for c in self.clusters],
-        }  # fmt: skip
-        path.write_text(json.dumps(doc, indent=1, default=str))
+        with path.open("w") as fh:
+            fh.write('{"nodes": [')
+            _write_items(fh, ({"id": n, "cluster_id": self.cluster_of.get(n), "score": float(scores.get(n, 0.0))} for n in nodes))
+            fh.write('],\n "edges": [')
+            if len(e):
+                _write_items(fh, (
+                    {"source": a, "target": b, "type": t, "strength": round(float(s), 4), "n_keys": int(k),
+                     "example_key": None if pd.isna(x) else f"{int(x) & 0xFFFFFFFFFFFFFFFF:016x}"}
+                    for a, b, t, s, k, x in zip(e["a"], e["b"], e["type"], e["strength"], e["n_keys"], e["example_key"], strict=True)
+                ))  # fmt: skip
+            fh.write('],\n "clusters": [')
+            _write_items(fh, (c.to_dict() for c in self.clusters))
+            fh.write("]}\n")
         return path
+
+
+def _write_items(fh: Any, items: Iterable[dict[str, Any]]) -> None:
+    """JSON array items, one per line, separated by commas (the brackets are the caller's)."""
+    for i, item in enumerate(items):
+        fh.write(("\n  " if i == 0 else ",\n  ") + json.dumps(item, default=str))
 
 
 def link_accounts(
     store: EventStore, frame: pd.DataFrame, model: Ensemble, threshold: float, *, config: LinkConfig | None = None,
     min_bound_share: float = 0.5,
 ) -> LinkResult:
-    """Link accounts into clusters, score each cluster from its pooled behaviour, adjust account scores."""
+    """Link accounts into clusters, score each bound cluster from its pooled behaviour, adjust account scores."""
     cfg = config or LinkConfig()
     timings: dict[str, float] = {}
     own = frame["score"].astype(float) if "score" in frame else pd.Series(0.0, index=frame.index)
     t = time.perf_counter()
-    edges = build_edges(store, cfg)
-    timings["edges"] = time.perf_counter() - t
+    build_edge_tables(store, cfg)
+    try:
+        account_ids, n_events = fetch_accounts(store)
+        edges = fetch_edges(store, account_ids)
+        timings["edges"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    pairs = weighted_pairs(edges, cfg)
-    cluster_of = leiden_communities(pairs)
+        # pair weights in SQL; Python gets integer account numbers (aids) and numpy arrays only
+        t = time.perf_counter()
+        pairs = store.query(pair_weights_sql(cfg))
+    finally:
+        drop_edge_tables(store)
+    graph = _Graph(
+        account_ids, n_events, pairs.column("a").to_numpy(), pairs.column("b").to_numpy(),
+        pairs.column("binding").to_numpy(zero_copy_only=False).astype(bool),
+    )  # fmt: skip
+    groups = leiden_communities(graph.a, graph.b, pairs.column("weight").to_numpy())
+    del pairs
     timings["leiden"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    clusters, scores = _score_clusters(store, frame, model, threshold, own, edges, pairs, cluster_of, cfg, min_bound_share)
+    cluster_of, clusters, scores = _score_clusters(store, frame, model, threshold, own, edges, graph, groups, min_bound_share)
     timings["pooled_scoring"] = time.perf_counter() - t
     return LinkResult(cluster_of, clusters, scores, edges, {k: round(v, 3) for k, v in timings.items()})
 
 
-def binding_units(inner_pairs: pd.DataFrame, cluster_of: dict[str, str]) -> dict[str, str]:
-    """account → ``<cluster>/u<k>``: connected components (>= 2 accounts) of binding edges inside each cluster."""
-    if inner_pairs.empty:
-        return {}
+@dataclass
+class _Graph:
+    """The community graph on account numbers (aid = index into ``account_ids``, in account_id order)."""
+
+    account_ids: np.ndarray  # aid → account id
+    n_events: np.ndarray  # aid → the account's events
+    a: np.ndarray  # pair ends (aids), a < b
+    b: np.ndarray
+    binding: np.ndarray  # a behaviour edge binds the pair
+
+
+def binding_units(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Connected components (>= 2 vertices) of the pairs ``a``–``b``: (vertex ids, component number), largest first."""
+    if len(a) == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     import igraph as ig
 
-    names = pd.Index(pd.unique(pd.concat([inner_pairs["a"], inner_pairs["b"]], ignore_index=True)))
-    g = ig.Graph(n=len(names), edges=list(zip(names.get_indexer(inner_pairs["a"]).tolist(), names.get_indexer(inner_pairs["b"]).tolist(), strict=True)))
-    out: dict[str, str] = {}
-    for k, comp in enumerate(sorted(g.connected_components(), key=lambda c: -len(c))):
-        if len(comp) >= 2:
-            for i in comp:
-                out[names[i]] = f"{cluster_of[names[i]]}/u{k}"
-    return out
+    names = pd.unique(np.concatenate([a, b]))
+    index = pd.Index(names)
+    g = ig.Graph(n=len(names), edges=np.column_stack([index.get_indexer(a), index.get_indexer(b)]))
+    comps = sorted((c for c in g.connected_components() if len(c) >= 2), key=lambda c: -len(c))
+    vertices = np.concatenate([names[np.asarray(c, dtype=np.int64)] for c in comps])
+    number = np.repeat(np.arange(len(comps)), [len(c) for c in comps])
+    return vertices, number
 
 
 def _score_clusters(
     store: EventStore, frame: pd.DataFrame, model: Ensemble, threshold: float, own: pd.Series, edges: pd.DataFrame,
-    pairs: pd.DataFrame, cluster_of: dict[str, str], cfg: LinkConfig, min_bound_share: float,
-) -> tuple[list[ClusterFinding], pd.Series]:
+    graph: _Graph, groups: list[np.ndarray], min_bound_share: float,
+) -> tuple[dict[str, str], list[ClusterFinding], pd.Series]:
+    """cluster_of, the findings and the lifted scores.  Only bound clusters are pooled and scored.
+
+    A cluster that is not bound can neither flag nor lift (infrastructure alone never convicts), so
+    its pooled behaviour would be computed for nothing: at 100k accounts such clusters are nearly all
+    of them, and pooling them was most of linking's time.
+    """
     final = own.copy()
-    if not cluster_of:
-        return [], final
-    cmap = pd.Series(cluster_of)
-    pa_, pb_ = pairs["a"].map(cmap), pairs["b"].map(cmap)
-    inner_pairs = pairs[(pa_ == pb_) & pa_.notna() & pairs["binding"].astype(bool)]
-    bound_accounts = set(inner_pairs["a"]) | set(inner_pairs["b"])
-    # lifting units: connected components of binding edges (templates / near-dups / timing) inside a cluster
-    unit_of = binding_units(inner_pairs, cluster_of)
-    units = pd.concat([
-        pd.DataFrame({"account_id": list(cluster_of), "unit_id": list(cluster_of.values())}),
-        pd.DataFrame({"account_id": list(unit_of), "unit_id": list(unit_of.values())}),
-    ], ignore_index=True)  # fmt: skip
+    if not groups:
+        return {}, [], final
+    ids = graph.account_ids
+    cluster_ids = [f"c{k:04d}" for k in range(len(groups))]
+    cluster_idx = np.full(len(ids), -1, dtype=np.int64)  # aid → cluster number, -1 outside clusters
+    for k, members in enumerate(groups):
+        cluster_idx[members] = k
+    sizes = np.array([len(g) for g in groups])
+    cluster_of = {acct: cluster_ids[k] for k, members in enumerate(groups) for acct in ids[members].tolist()}
+
+    ca, cb = cluster_idx[graph.a], cluster_idx[graph.b]
+    inner_binding = graph.binding & (ca == cb) & (ca >= 0)
+    bound_aids = np.unique(np.concatenate([graph.a[inner_binding], graph.b[inner_binding]]))
+    n_bound = np.bincount(cluster_idx[bound_aids], minlength=len(groups))
+    bound = (n_bound >= 2) & (n_bound >= min_bound_share * sizes)
+
+    # pooled units: each bound cluster, and its lifting units (connected components of binding pairs)
+    unit_pairs = inner_binding & bound[np.maximum(ca, 0)]
+    unit_aids, unit_number = binding_units(graph.a[unit_pairs], graph.b[unit_pairs])
+    unit_ids = [f"{cluster_ids[c]}/u{u}" for c, u in zip(cluster_idx[unit_aids].tolist(), unit_number.tolist(), strict=True)]
+    bound_members = [groups[k] for k in np.flatnonzero(bound)]
+    units = pd.DataFrame({
+        "account_id": np.concatenate([ids[m] for m in bound_members] + [ids[unit_aids]]) if bound_members else [],
+        "unit_id": [cluster_ids[k] for k in np.flatnonzero(bound) for _ in groups[k]] + unit_ids,
+    })  # fmt: skip
     pooled = pooled_features(store, units)
     if not model.population_fitted:  # pooled rows are scored against the account population
         model.fit_population(frame[list(FEATURE_NAMES)])
     pooled_scores = pd.Series(model.score(pooled), index=pooled.index) if len(pooled) else pd.Series(dtype=float)
-    samples = cluster_samples(store)
+    samples = cluster_samples(store, pd.DataFrame({"account_id": list(cluster_of), "unit_id": list(cluster_of.values())}))
 
-    ca, cb = edges["a"].map(cmap), edges["b"].map(cmap)
-    inner_edges = edges[(ca == cb) & ca.notna()].assign(cluster_id=ca[(ca == cb) & ca.notna()])
+    ea, eb = edges["a"].cat.codes.to_numpy(), edges["b"].cat.codes.to_numpy()
+    inner = (cluster_idx[ea] == cluster_idx[eb]) & (cluster_idx[ea] >= 0)
+    stats_by = edge_type_stats(edges[inner].assign(cluster_id=cluster_idx[ea[inner]]))
 
-    members_by: dict[str, list[str]] = {}
-    for acct, cid in cluster_of.items():
-        members_by.setdefault(cid, []).append(acct)
-    stats_by = edge_type_stats(inner_edges)
-
+    own_by_aid = own.reindex(pd.Index(ids)).fillna(0.0).to_numpy(dtype=float)
     findings = []
-    for cid, members in members_by.items():
-        members = sorted(members)
-        type_stats = stats_by.get(cid, {})
-        n_bound = sum(m in bound_accounts for m in members)
-        bound = n_bound >= 2 and n_bound >= min_bound_share * len(members)
-        score = float(pooled_scores.get(cid, 0.0))
-        member_scores = own.reindex(members).fillna(0.0)
-        flagged = bool(bound and score >= threshold)
-        row = pooled.loc[cid] if cid in pooled.index else None
+    for k, member_aids in enumerate(groups):
+        cid, is_bound = cluster_ids[k], bool(bound[k])
+        members = ids[member_aids].tolist()  # aids are in account_id order: members come sorted
+        type_stats = stats_by.get(k, {})
+        score = float(pooled_scores.get(cid, 0.0)) if is_bound else 0.0
+        member_scores = own_by_aid[member_aids]
+        flagged = bool(is_bound and score >= threshold)
+        row = pooled.loc[cid] if is_bound and cid in pooled.index else None
         model_ev = model.explain(pooled, cid) if (row is not None and score >= threshold * 0.5) else []
         finding = ClusterFinding(
-            cluster_id=cid, score=score, flagged=flagged, n_accounts=len(members), account_ids=members, bound=bound,
-            n_events=int(row["n_events"]) if row is not None else 0,
+            cluster_id=cid, score=score, flagged=flagged, n_accounts=len(members), account_ids=members, bound=is_bound,
+            scored=is_bound, n_events=int(row["n_events"]) if row is not None else int(graph.n_events[member_aids].sum()),
             est_exchanges=int(row["n_success"]) if (row is not None and flagged) else 0,
             est_output_tokens=int(row["output_tokens"]) if (row is not None and flagged) else 0,
             max_member_score=float(member_scores.max()),
             edge_types={t: type_stats[t]["n_edges"] for t in EDGE_TYPES if t in type_stats},
             sample_prompts=samples.get(cid, []),
         )  # fmt: skip
-        finding.evidence = cluster_evidence(cid, members, type_stats, row, model_ev, member_scores, score)
-        if bound:
-            # each member is lifted by the pooled score of the accounts bound to it by behaviour
-            for m in members:
-                if m in unit_of and m in final.index:
-                    final.loc[m] = max(float(final.loc[m]), float(pooled_scores.get(unit_of[m], 0.0)))
+        finding.evidence = cluster_evidence(cid, members, type_stats, row, model_ev, member_scores, score, scored=is_bound)
         findings.append(finding)
     findings.sort(key=lambda f: (-f.flagged, -f.score, -f.n_accounts))
-    return findings, final
+
+    # each member of a lifting unit is lifted by the pooled score of the accounts bound to it by behaviour
+    if len(unit_aids):
+        lift = pd.Series(pooled_scores.reindex(unit_ids).fillna(0.0).to_numpy(), index=pd.Index(ids[unit_aids]))
+        lift = lift[lift.index.isin(final.index)]
+        final.loc[lift.index] = np.maximum(final.loc[lift.index].to_numpy(), lift.to_numpy())
+    return cluster_of, findings, final
