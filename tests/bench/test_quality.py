@@ -84,3 +84,19 @@ def test_detection_delay_counts_exchanges_before_the_first_flag():
     out = detection_delay(store, _CountingModel(), 0.5, labels, {})
     # the first hourly cut (t0 + 1h) sees 6 events (t0 .. t0+50min): flagged there, 6 harvested before
     assert out["c1"] == {"exchanges": 60, "harvested_before_flag": 6, "share": 0.1, "detected": True}
+
+
+def test_detection_delay_counts_only_the_campaign_share_of_a_mixed_account():
+    """A reseller carrying a campaign: its genuine end users' requests are not harvested exchanges."""
+    from distillguard.store.duckdb import DuckDBStore
+    from tests.factories import event_row, events_table
+
+    t0 = 1_700_000_000.0
+    rows = [event_row(i, account="reseller", ts=t0 + 600 * i) for i in range(60)]
+    store = DuckDBStore(":memory:")
+    store.append("events", events_table(rows))
+    labels = {"reseller": {"is_attack": True, "campaign_id": "c1"}}
+    campaign_events = {r["event_id"]: "c1" for r in rows[::4]}  # every 4th request is the campaign's
+    out = detection_delay(store, _CountingModel(), 0.5, labels, campaign_events)
+    # flagged at the first hourly cut, which has seen 6 requests of which 2 (events 0 and 4) are the campaign's
+    assert out["c1"] == {"exchanges": 15, "harvested_before_flag": 2, "share": 2 / 15, "detected": True}

@@ -125,7 +125,10 @@ def detection_delay(store, model, threshold: float, labels: dict[str, dict], eve
     events = store.query("SELECT event_id, account_id, ts FROM events").to_pandas()
     member = {a: lab["campaign_id"] for a, lab in labels.items() if lab.get("campaign_id") and lab.get("is_attack")}
     by_event = events["event_id"].map(event_campaigns).astype(object)
-    campaign = by_event.where(by_event.notna(), events["account_id"].map(member).astype(object))
+    # an account with event-level labels mixes campaign and genuine traffic: only its labelled events count
+    mixed = events["account_id"].isin(set(events.loc[by_event.notna(), "account_id"]))
+    by_account = events["account_id"].map(member).astype(object).where(~mixed)
+    campaign = by_event.where(by_event.notna(), by_account)
     events = events.assign(campaign=campaign).dropna(subset=["campaign"])
     if events.empty:
         return {}
