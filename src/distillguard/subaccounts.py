@@ -96,19 +96,15 @@ def parent_of(sub_id: str) -> str:
     return sub_id.split(SEPARATOR, 1)[0]
 
 
-def _end_user_view(shared: str, until: float | None = None) -> str:
-    """All events, with the shared accounts' events relabelled by end user (portable SQL).
+def _events_until(until: float | None) -> str:
+    return "events" if until is None else f"(SELECT * FROM events WHERE ts < {float(until)!r})"
 
-    All events stay in the view so that population-wide parts of the feature SQL (when each model
-    first appeared) see the same population as the account-level features.
-    """
+
+def _end_user_view(shared: str, until: float | None = None) -> str:
+    """The shared accounts' events, relabelled by end user (portable SQL)."""
     cols = ", ".join(f'"{c}"' for c in EVENT_SCHEMA.names if c != "account_id")
-    label = (
-        f"CASE WHEN account_id IN (SELECT account_id FROM {shared}) THEN account_id || '{SEPARATOR}' || "
-        "coalesce(CAST(end_user_hash AS VARCHAR), 'none') ELSE account_id END"
-    )
-    where = "" if until is None else f" WHERE ts < {float(until)!r}"
-    return f"(SELECT {cols}, {label} AS account_id FROM events{where})"
+    label = f"account_id || '{SEPARATOR}' || coalesce(CAST(end_user_hash AS VARCHAR), 'none')"
+    return f"(SELECT {cols}, {label} AS account_id FROM {_events_until(until)} e WHERE account_id IN (SELECT account_id FROM {shared}))"
 
 
 def end_user_features(
@@ -128,8 +124,8 @@ def end_user_features(
         return pd.DataFrame(columns=list(FEATURE_NAMES))
     sub = store.query(
         f"""WITH shared AS (SELECT unnest(?::VARCHAR[]) AS account_id)
-            SELECT * FROM ({account_features_sql(_end_user_view("shared", until))}) f
-            WHERE f.account_id LIKE '%{SEPARATOR}%' AND f.n_events >= ?""",
+            SELECT * FROM ({account_features_sql(_end_user_view("shared", until), population=_events_until(until))}) f
+            WHERE f.n_events >= ?""",
         [shared, int(config.min_events)],
     ).to_pandas()
     sub = sub.set_index("account_id")

@@ -83,3 +83,20 @@ def test_until_restricts_the_window():
 def test_spark_dialect_differs_only_in_list_explode():
     duck, spark = account_features_sql(dialect="duckdb"), account_features_sql(dialect="spark")
     assert duck.replace("unnest(", "explode(") == spark
+
+
+def test_a_pooled_unit_is_placed_against_the_whole_population():
+    """A subset of the traffic must not make an old model look newly released (or a prefix unshared)."""
+    day = 86400.0
+    rows = [event_row(i, account="early", ts=i * 3600.0, model="m", ip_prefix_hash=7) for i in range(5)]
+    rows += [event_row(100 + i, account="late", ts=3 * day + i * 3600.0, model="m", ip_prefix_hash=7) for i in range(5)]
+    rows += [event_row(200 + i, account="other", ts=1 * day + i * 3600.0, model="x", ip_prefix_hash=9) for i in range(5)]
+    store = DuckDBStore(":memory:")
+    store.append("events", events_table(rows))
+    subset = "(SELECT * FROM events WHERE account_id IN ('late', 'other'))"
+    alone = store.query(account_features_sql(subset)).to_pandas().set_index("account_id")
+    placed = store.query(account_features_sql(subset, population="events")).to_pandas().set_index("account_id")
+    full = compute_account_features(store)
+    assert alone.at["late", "new_model_share"] == 1.0  # inside the subset, "m" first appears on day 3
+    assert placed.at["late", "new_model_share"] == full.at["late", "new_model_share"] == 0.0
+    assert alone.at["late", "ip_prefix_accounts"] == 1 and placed.at["late", "ip_prefix_accounts"] == 2

@@ -92,15 +92,23 @@ FEATURE_BY_NAME = {f.name: f for f in FEATURES}
 _EXPLODE = {"duckdb": "unnest", "spark": "explode"}
 
 
-def account_features_sql(events: str = "events", *, dialect: str = "duckdb") -> str:
-    """The query computing every feature in ``FEATURES``, one row per account_id."""
+def account_features_sql(events: str = "events", *, dialect: str = "duckdb", population: str | None = None) -> str:
+    """The query computing every feature in ``FEATURES``, one row per account_id.
+
+    ``population`` is where the features that place a unit among all traffic look (when the
+    period starts, when each model first appeared, how many accounts share a network prefix);
+    by default ``events`` itself.  Pooled units (linked clusters, end users inside a shared
+    account) pass the whole events table, so that a subset of the traffic does not make a model
+    look newly released or a prefix look unshared.
+    """
     explode = _EXPLODE[dialect]
+    pop = population or events
     # each part reads ``events`` itself rather than through one shared CTE: DuckDB materialised that
     # CTE (every column, spilled to disk past memory_limit at 10M events); direct scans read only the
     # columns each part needs (docs/linking.md, "Scale")
     return f"""
-WITH span AS (SELECT min(ts) AS t0 FROM {events} e),
-model_first AS (SELECT model, min(ts) AS first_ts FROM {events} e GROUP BY model),
+WITH span AS (SELECT min(ts) AS t0 FROM {pop} e),
+model_first AS (SELECT model, min(ts) AS first_ts FROM {pop} e GROUP BY model),
 base AS (
   SELECT account_id,
     count(*) AS n_events,
@@ -189,7 +197,7 @@ main_prefix AS (
   WHERE r = 1
 ),
 prefix_accounts AS (
-  SELECT ip_prefix_hash, count(DISTINCT account_id) AS n FROM acct_prefix GROUP BY ip_prefix_hash
+  SELECT ip_prefix_hash, count(DISTINCT account_id) AS n FROM {"acct_prefix" if population is None else pop + " p WHERE ip_prefix_hash IS NOT NULL"} GROUP BY ip_prefix_hash
 ),
 shared_prefix AS (
   SELECT mp.account_id, pa.n AS ip_prefix_accounts FROM main_prefix mp JOIN prefix_accounts pa ON mp.ip_prefix_hash = pa.ip_prefix_hash

@@ -96,7 +96,7 @@ def pooled_features(store: EventStore, units: pd.DataFrame | dict[str, str]) -> 
     if units.empty:
         return pd.DataFrame(columns=list(FEATURE_NAMES))
     _register_map(store, POOL_MAP_TABLE, units)
-    frame = store.query(account_features_sql(pooled_events_view())).to_pandas().set_index("account_id")
+    frame = store.query(account_features_sql(pooled_events_view(), population="events")).to_pandas().set_index("account_id")
     for name in FEATURE_NAMES:
         frame[name] = frame[name].astype("float64").fillna(0.0)
     return frame
