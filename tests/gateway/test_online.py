@@ -117,3 +117,35 @@ def test_background_thread_scores_and_stops(demo_traffic):
     finally:
         scorer.close()
     assert scorer.stats.errors == 0
+
+
+def test_a_busy_account_is_rescored_at_most_every_min_rescore_interval():
+    state = MemoryState()
+    scorer = OnlineScorer(state.risk, rescore_interval_s=10.0, rescore_after_events=20, min_rescore_interval_s=5.0)
+    assert scorer.min_rescore_interval_s == 5.0
+    t, n = 1000.0, 0
+
+    def burst(account: str, k: int) -> None:
+        nonlocal n
+        scorer.observe(events_table([event_row(n + i, account, 1.7e9 + n + i) for i in range(k)]))
+        n += k
+
+    burst("hot", 30)
+    assert [r.subject for r in scorer.step(now=t)] == ["hot"]  # crossed rescore_after_events
+    for dt in (1.0, 2.0, 3.0, 4.0):  # keeps crossing it every second, but waits out its 5 s
+        burst("hot", 30)
+        assert scorer.step(now=t + dt) == [] and not scorer.due(now=t + dt)
+    assert scorer.stats.rescores == 1 and scorer._new_events["hot"] == 120  # its new events are kept
+    burst("hot", 30)
+    burst("quiet", 6)  # an early rescore takes every eligible changed account along
+    assert [r.subject for r in scorer.step(now=t + 5.0)] == ["hot", "quiet"]
+    assert not scorer._new_events
+    burst("quiet", 6)  # below rescore_after_events: waits for the periodic rescore
+    assert scorer.step(now=t + 6.0) == [] and scorer.step(now=t + 14.0) == []
+    assert [r.subject for r in scorer.step(now=t + 15.0)] == ["quiet"]  # the periodic sweep
+    assert not scorer.due(now=t + 100.0)  # nothing new: no rescore, no statement
+
+
+def test_min_rescore_interval_never_exceeds_the_periodic_interval():
+    scorer = OnlineScorer(MemoryState().risk, rescore_interval_s=0.0)
+    assert scorer.min_rescore_interval_s == 0.0

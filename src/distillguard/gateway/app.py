@@ -80,6 +80,8 @@ class NullRecorder(Recorder):
 
 
 _ALLOW = Decision.allow()
+#: every gateway event starts as this (copied): provenance set, every other field None
+_EVENT_TEMPLATE: dict[str, Any] = dict(new_event("gateway", "gateway", 0), source_line=None)
 _ALLOW_ACTIONS = (Action.ALLOW,)
 
 
@@ -353,11 +355,13 @@ class GatewayApp:
     async def _proxy(self, scope, receive, send, path: str) -> None:
         t0 = time.perf_counter()
         headers = dict(scope["headers"])
-        event: RawEvent = new_event("gateway", "gateway", 0)
-        event_id = self._id_prefix + str(next(self._ids))
+        event: RawEvent = _EVENT_TEMPLATE.copy()  # type: ignore[assignment]
+        event["messages"] = []
+        event["event_id"] = event_id = self._id_prefix + str(next(self._ids))
+        event["ts"] = time.time()
+        event["ip"] = self._client_ip(scope, headers)
         ua = headers.get(b"user-agent")
-        event.update(event_id=event_id, ts=time.time(), ip=self._client_ip(scope, headers),
-                     user_agent=ua.decode("latin-1") if ua else None, source_line=None)  # fmt: skip
+        event["user_agent"] = ua.decode("latin-1") if ua else None
         extra: dict[str, Any] = {"endpoint": path}
         ex = _Exchange(event, extra)
         if scope["method"] != "POST":  # not an exchange: answered, not recorded
@@ -743,5 +747,7 @@ def serve(config: GatewayConfig) -> None:
     # holding the event loop up to the default 5 ms (the p99 budget).
     sys.setswitchinterval(0.0005)
     # The app's lifespan shutdown closes the recorder (stores what is queued), the enforcer and the store.
+    # proxy_headers off: the client IP comes from X-Forwarded-For only when trust_forwarded_for says
+    # so (the app reads it); uvicorn's middleware would also rewrite it for local peers, per request.
     uvicorn.run(app, host=config.host, port=config.port, loop="uvloop", http="httptools", lifespan="on",
-                access_log=False, log_level="warning", timeout_graceful_shutdown=10)  # fmt: skip
+                access_log=False, log_level="warning", timeout_graceful_shutdown=10, proxy_headers=False)  # fmt: skip

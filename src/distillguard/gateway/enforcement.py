@@ -252,6 +252,7 @@ ENFORCER_OPTIONS: dict[str, Any] = {
     "threshold": None,  # flag point; None: the model's operating point
     "online": True,  # run online scoring on recorded traffic
     "rescore_interval_s": 10.0,
+    "min_rescore_interval_s": 5.0,  # an account is rescored at most this often, however busy
     "window_s": 86400.0,
     "max_window_events": 200_000,
     "link_interval_s": None,  # online campaign linking period; None: off
@@ -294,6 +295,7 @@ def build_enforcer(config: Any = None, **overrides: Any) -> PolicyEnforcer:
             scorer = OnlineScorer(
                 state.risk, model_path=opt("model_path"), threshold=opt("threshold"), window_s=float(opt("window_s")),
                 max_events=int(opt("max_window_events")), rescore_interval_s=float(opt("rescore_interval_s")),
+                min_rescore_interval_s=float(opt("min_rescore_interval_s")),
                 link_interval_s=opt("link_interval_s"),
             )  # fmt: skip
         return PolicyEnforcer(watcher, state, scorer, online=bool(opt("online")), cache_ttl_s=opt("cache_ttl_s"))

@@ -46,6 +46,7 @@ class GatewayMetrics:
         self.wal_pending = Gauge("distillguard_wal_pending_records", "WAL records not yet in the store", registry=r)
         self.recorder_lag = Gauge("distillguard_recorder_lag_seconds", "Age of the oldest unstored record", registry=r)
         self._children: dict[tuple, object] = {}
+        self._decision_children: dict[tuple, tuple] = {}
 
     def _child(self, metric, *labels: str):
         key = (id(metric), *labels)
@@ -58,9 +59,13 @@ class GatewayMetrics:
         self._child(self._requests, endpoint, str(status)).inc()
 
     def decision(self, actions, shadow: bool) -> None:
-        flag = "true" if shadow else "false"
-        for action in actions:
-            self._child(self._decisions, action.value, flag).inc()
+        key = (tuple(actions), shadow)
+        children = self._decision_children.get(key)
+        if children is None:  # one tuple of labelled children per (actions, shadow), built once
+            flag = "true" if shadow else "false"
+            children = self._decision_children[key] = tuple(self._child(self._decisions, a.value, flag) for a in actions)
+        for child in children:
+            child.inc()
 
     def timing(self, endpoint: str, upstream_s: float | None, total_s: float) -> None:
         if upstream_s is not None:

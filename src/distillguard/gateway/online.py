@@ -4,15 +4,18 @@ The recorder hands normalized ``EVENT_SCHEMA`` rows to :meth:`OnlineScorer.obser
 queues them (it runs on the recorder's flush thread and must not wait).  A background thread
 (:meth:`OnlineScorer.start`) owns an in-memory DuckDB store holding the window and, in a loop:
 
-1. appends queued rows (``event_id`` is the key, so a replayed batch is not counted twice) and
-   evicts events older than ``window_s`` before the newest event seen, then the oldest beyond
-   ``max_events`` (event time, not wall time, so a replay behaves like live traffic);
+1. appends all queued rows with one ``INSERT`` (``event_id`` is the key, so a replayed batch is
+   not counted twice) and evicts events older than ``window_s`` before the newest event seen, then
+   the oldest beyond ``max_events`` (event time, not wall time, so a replay behaves like live
+   traffic); the window's size is tracked from the statements' row counts, not ``count(*)``;
 2. every ``rescore_interval_s``, or sooner once an account has ``rescore_after_events`` new
    events, recomputes the features of the accounts that changed with
    :func:`distillguard.features.account.compute_account_features` (the batch scan's SQL) and
    scores them with the batch scan's :class:`~distillguard.detectors.ensemble.Ensemble`;
    every ``refit_interval_s`` the population-relative part (isolation) is refitted on all
-   accounts in the window first;
+   accounts in the window first.  An account is rescored at most once every
+   ``min_rescore_interval_s`` (capped at ``rescore_interval_s``) whatever its event count: a busy
+   account waits, its new events still counted, until its interval has passed;
 3. every ``link_interval_s`` (when set) links the window's accounts into clusters with
    :func:`distillguard.linking.link_accounts` and writes cluster records (ids ``online-<id>``);
 4. writes one :class:`~distillguard.gateway.risk.RiskRecord` per scored account (table ``online``).
@@ -44,7 +47,7 @@ from distillguard.detectors.ensemble import Ensemble
 from distillguard.features.account import FEATURE_NAMES, compute_account_features
 from distillguard.gateway.risk import RiskRecord
 from distillguard.gateway.state.base import CLUSTER, ONLINE, RiskTable
-from distillguard.store.duckdb import DuckDBStore
+from distillguard.store.duckdb import TABLES, DuckDBStore
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,7 @@ class OnlineScorer:
         max_events: int = 200_000,
         rescore_interval_s: float = 10.0,
         rescore_after_events: int = 100,
+        min_rescore_interval_s: float = 5.0,
         refit_interval_s: float = 300.0,
         min_events: int = 5,
         link_interval_s: float | None = None,
@@ -96,6 +100,8 @@ class OnlineScorer:
         self.threshold = float(threshold if threshold is not None else self.model.threshold)
         self.window_s, self.max_events = window_s, max_events
         self.rescore_interval_s, self.rescore_after_events = rescore_interval_s, rescore_after_events
+        # per-account floor between two rescores; never longer than the periodic interval itself
+        self.min_rescore_interval_s = min(float(min_rescore_interval_s), float(rescore_interval_s))
         self.refit_interval_s, self.min_events = refit_interval_s, min_events
         self.link_interval_s, self.record_ttl_s = link_interval_s, record_ttl_s
         # one thread, one connection: the scorer must not take the proxy's second core
@@ -103,7 +109,11 @@ class OnlineScorer:
         self.stats = OnlineStats()
         self._pending: queue.Queue[pa.Table] = queue.Queue(maxsize=max_pending_batches)
         self._new_events: Counter[str] = Counter()  # account -> events since it was last scored
+        self._scored_at: dict[str, float] = {}  # account -> monotonic time of its last rescore
         self._max_ts = float("-inf")
+        self._oldest_ts = float("inf")  # lower bound of the window's oldest ts (exact after an eviction)
+        self._n_window = 0  # rows in the window, kept from INSERT/DELETE row counts
+        self._ingested_since_link = False
         self._last_rescore = self._last_refit = self._last_link = float("-inf")
         self._cluster_of: dict[str, str] = {}  # from the last online linking
         self._lifted: dict[str, float] = {}  # account -> cluster-adjusted score from the last linking
@@ -121,65 +131,105 @@ class OnlineScorer:
             self.stats.batches_dropped += 1
 
     def ingest_pending(self) -> int:
-        """Move queued rows into the window; returns rows added."""
-        added = 0
+        """Move queued rows into the window with one INSERT; returns rows added."""
+        batches: list[pa.Table] = []
         while True:
             try:
-                batch = self._pending.get_nowait()
+                batches.append(self._pending.get_nowait())
             except queue.Empty:
                 break
-            added += self.store.append("events", batch)
-            accounts = batch.column("account_id").to_pylist()
-            self._new_events.update(accounts)
-            ts_max = pc.max(batch.column("ts")).as_py()
-            if ts_max is not None:
-                self._max_ts = max(self._max_ts, float(ts_max))
+        if not batches:
+            return 0
+        schema, _ = TABLES["events"]
+        batch = pa.concat_tables([b.select(schema.names).cast(schema) for b in batches])
+        con = self.store.con
+        con.register("_incoming", batch)
+        try:
+            added = int(con.execute("INSERT INTO events SELECT * FROM _incoming ON CONFLICT DO NOTHING").fetchall()[0][0])
+        finally:
+            con.unregister("_incoming")
+        self._new_events.update(batch.column("account_id").to_pylist())
+        ts_min, ts_max = pc.min_max(batch.column("ts")).values()
+        if ts_max.is_valid:
+            self._max_ts = max(self._max_ts, float(ts_max.as_py()))
+            self._oldest_ts = min(self._oldest_ts, float(ts_min.as_py()))
         if added:
             self.stats.events_seen += added
+            self._n_window += added
+            self._ingested_since_link = True
             self._evict()
         return added
 
     def _evict(self) -> None:
         con = self.store.con
-        con.execute("DELETE FROM events WHERE ts < ?", [self._max_ts - self.window_s]).fetchall()
-        n = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
-        if n > self.max_events:
+        cutoff = self._max_ts - self.window_s
+        if self._oldest_ts < cutoff:  # skipped (no statement) while the window holds nothing too old
+            self._n_window -= int(con.execute("DELETE FROM events WHERE ts < ?", [cutoff]).fetchall()[0][0])
+            self._oldest_ts = cutoff
+        if self._n_window > self.max_events:
             cut = con.execute("SELECT ts FROM events ORDER BY ts DESC LIMIT 1 OFFSET ?", [self.max_events]).fetchall()[0][0]
-            con.execute("DELETE FROM events WHERE ts <= ?", [cut]).fetchall()
-            n = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
-        self.stats.events_in_window = int(n)
+            self._n_window -= int(con.execute("DELETE FROM events WHERE ts <= ?", [cut]).fetchall()[0][0])
+            self._oldest_ts = max(self._oldest_ts, float(cut))
+        self.stats.events_in_window = self._n_window
 
     # -- scoring -------------------------------------------------------------------------------
+    def _eligible(self, now: float) -> list[str]:
+        """Accounts with new events whose last rescore is at least ``min_rescore_interval_s`` old."""
+        floor, scored_at, never = self.min_rescore_interval_s, self._scored_at, float("-inf")
+        return sorted(a for a in self._new_events if now - scored_at.get(a, never) >= floor)
+
     def due(self, now: float | None = None) -> bool:
-        """A rescore is due: the interval passed with new events, or an account piled up new events."""
+        """A rescore is due: the interval passed with new events, or an account piled up new events.
+
+        Either way only accounts past their ``min_rescore_interval_s`` count; O(1) with nothing new.
+        """
         if not self._new_events:
             return False
         now = time.monotonic() if now is None else now
+        floor, scored_at, never = self.min_rescore_interval_s, self._scored_at, float("-inf")
         if now - self._last_rescore >= self.rescore_interval_s:
-            return True
-        return max(self._new_events.values()) >= self.rescore_after_events and now - self._last_rescore >= 1.0
+            return any(now - scored_at.get(a, never) >= floor for a in self._new_events)
+        if now - self._last_rescore < 1.0:
+            return False
+        after = self.rescore_after_events
+        return any(n >= after and now - scored_at.get(a, never) >= floor for a, n in self._new_events.items())
 
     def step(self, now: float | None = None) -> list[RiskRecord]:
         """One loop iteration: take queued rows in, rescore if due, link if due."""
         self.ingest_pending()
         now = time.monotonic() if now is None else now
         records = self.rescore(now=now) if self.due(now) else []
-        if self.link_interval_s is not None and now - self._last_link >= self.link_interval_s and self.stats.events_in_window:
+        if (self.link_interval_s is not None and now - self._last_link >= self.link_interval_s and self.stats.events_in_window
+                and self._ingested_since_link):  # fmt: skip
             records += self.link(now=now)
         return records
 
     def rescore(self, accounts: list[str] | None = None, *, now: float | None = None, refit: bool = False) -> list[RiskRecord]:
-        """Recompute and store the risk of ``accounts`` (default: those with new events).
+        """Recompute and store the risk of ``accounts`` (default: those with new events whose
+        ``min_rescore_interval_s`` has passed; the others keep their new-event counts for later).
 
         ``refit``: refit the population part on the whole window first, whatever the interval says.
         """
         t0 = time.perf_counter()
         now = time.monotonic() if now is None else now
-        changed = sorted(self._new_events) if accounts is None else list(accounts)
-        self._new_events.clear()
+        if accounts is None:
+            changed = self._eligible(now)
+            if len(changed) == len(self._new_events):
+                self._new_events.clear()
+            else:
+                for a in changed:
+                    del self._new_events[a]
+        else:
+            changed = list(accounts)
+            for a in changed:
+                self._new_events.pop(a, None)
         self._last_rescore = now
         if not changed:
             return []
+        if len(self._scored_at) > 100_000:  # forget times that no longer hold anyone back
+            self._scored_at = {a: t for a, t in self._scored_at.items() if now - t < self.min_rescore_interval_s}
+        for a in changed:
+            self._scored_at[a] = now
         if refit or not self.model.population_fitted or now - self._last_refit >= self.refit_interval_s:
             population = compute_account_features(self.store)
             if len(population) == 0:
@@ -230,6 +280,7 @@ class OnlineScorer:
         from distillguard.linking import link_accounts  # igraph/leiden load only when linking is on
 
         self._last_link = time.monotonic() if now is None else now
+        self._ingested_since_link = False
         frame = compute_account_features(self.store)
         frame = frame[frame["n_events"] >= self.min_events]
         if len(frame) < 2:
