@@ -247,6 +247,10 @@ def _cluster_evidence(cluster: ClusterFinding, own: float) -> Evidence:
     )
 
 
+#: feature name -> its column in population_percentiles (FEATURE_NAMES order)
+_FEATURE_INDEX = {n: j for j, n in enumerate(FEATURE_NAMES)}
+
+
 def _signals(frame: pd.DataFrame, i: int, pct: np.ndarray, finding: AccountFinding, limit: int) -> list[Signal]:
     """The account's most telling features: those named by its evidence first, then its most extreme.
 
@@ -255,9 +259,8 @@ def _signals(frame: pd.DataFrame, i: int, pct: np.ndarray, finding: AccountFindi
     named = [n for n in FEATURE_NAMES if any(n in e.detail for e in finding.evidence)]
     extreme = [FEATURE_NAMES[j] for j in _descending(pct) if FEATURE_NAMES[j] not in named and pct[j] >= 90]
     chosen = (named + extreme)[:limit]
-    col = {n: j for j, n in enumerate(FEATURE_NAMES)}
     return [
-        Signal(n, round(float(frame[n].iat[i]), 4), round(float(pct[col[n]]), 1), FEATURE_BY_NAME[n].description)
+        Signal(n, round(float(frame[n].iat[i]), 4), round(float(pct[_FEATURE_INDEX[n]]), 1), FEATURE_BY_NAME[n].description)
         for n in chosen
     ]
 

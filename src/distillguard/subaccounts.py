@@ -152,22 +152,24 @@ def score_end_users(
         return []
     per_detector = model.detector_scores(sub)
     scores, rules = model.combine(per_detector), per_detector["rules"]
+    # column arrays, not a row Series per end user (there can be many thousands)
+    parents = sub["parent_account"].astype(str).tolist()
+    n_events, n_success, output_tokens = (sub[c].to_numpy() for c in ("n_events", "n_success", "output_tokens"))
     out = []
     for i, sid in enumerate(sub.index):
-        row = sub.iloc[i]
-        parent = str(row["parent_account"])
+        parent = parents[i]
         flagged = bool(scores[i] >= threshold and rules[i] >= config.min_rule_score)
         finding = SubAccountFinding(
             account_id=parent,
             end_user=str(sid).split(SEPARATOR, 1)[1],
             score=float(scores[i]),
             flagged=flagged,
-            n_events=int(row["n_events"]),
-            share=float(row["n_events"]) / max(float(frame.at[parent, "n_events"]), 1.0),
+            n_events=int(n_events[i]),
+            share=float(n_events[i]) / max(float(frame.at[parent, "n_events"]), 1.0),
         )
         if flagged:
-            finding.est_exchanges = int(row["n_success"])
-            finding.est_output_tokens = int(row["output_tokens"])
+            finding.est_exchanges = int(n_success[i])
+            finding.est_output_tokens = int(output_tokens[i])
             finding.evidence = model.explain(sub, sid)
         out.append(finding)
     out.sort(key=lambda f: -f.score)

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from distillguard.bench.throughput import _descendants
+from distillguard.bench.throughput import descendants
 
 #: The request every latency/throughput leg sends (the fake upstream answers 16 words).
 BENCH_BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "Say hello in sixteen words."}], "max_tokens": 16}
@@ -63,7 +63,7 @@ def _free_port() -> int:
 def tree_cpu_s(pid: int) -> float:
     """User + system CPU seconds of ``pid`` and all its descendants now (Linux /proc)."""
     ticks: dict[int, int] = {}
-    _descendants(pid, ticks)
+    descendants(pid, ticks)
     return sum(ticks.values()) / _CLK_TCK
 
 

@@ -138,7 +138,7 @@ class TreeMemorySampler(threading.Thread):
         return sum(self._cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
 
     def sample(self) -> None:
-        pids = _descendants(self.root_pid, self._cpu_ticks)
+        pids = descendants(self.root_pid, self._cpu_ticks)
         rss = 0
         for pid in pids:
             kb = _rss_kb(pid)
@@ -152,7 +152,7 @@ class TreeMemorySampler(threading.Thread):
             self.peak_pss_kb = max(self.peak_pss_kb, sum(_pss_kb(pid) for pid in pids))
 
 
-def _descendants(root: int, cpu_ticks: dict[int, int] | None = None) -> list[int]:
+def descendants(root: int, cpu_ticks: dict[int, int] | None = None) -> list[int]:
     """``root`` and every process below it (from the parent ids in ``/proc/*/stat``).
 
     ``cpu_ticks`` (pid -> utime + stime) is updated for the processes returned.

@@ -42,7 +42,7 @@ from distillguard.gateway.admin import handle_admin
 from distillguard.gateway.config import GatewayConfig
 from distillguard.gateway.keys import KeyEntry, KeyTable, bearer_token
 from distillguard.gateway.metrics import GatewayMetrics
-from distillguard.gateway.types import Action, Decision, Enforcer, EnforcerAdmin, Recorder, RequestInfo
+from distillguard.gateway.types import MAX_TOKEN_KEYS, Action, Decision, Enforcer, EnforcerAdmin, Recorder, RequestInfo
 from distillguard.gateway.upstream import Upstream, UpstreamError
 from distillguard.ingest.lines import FieldError, new_event, to_messages
 from distillguard.ingest.openai import as_chat_request, as_chat_response, fill_request, fill_response
@@ -54,7 +54,6 @@ log = logging.getLogger("distillguard.gateway")
 PROXIED = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings"})
 #: Response fields that carry reasoning, removed when a decision withholds it.
 REASONING_KEYS = ("reasoning_content", "reasoning", "reasoning_details", "thinking_blocks")
-_MAX_TOKEN_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 _JSON = b"application/json"
 _SSE = b"text/event-stream"
 
@@ -106,7 +105,7 @@ def estimate_tokens(body: dict[str, Any]) -> int:
         if value is not None:
             chars += len(value) if type(value) is str else len(orjson.dumps(value))
     max_out = 0
-    for key in _MAX_TOKEN_KEYS:
+    for key in MAX_TOKEN_KEYS:
         value = body.get(key)
         if type(value) is int:
             max_out = value
@@ -126,9 +125,9 @@ def strip_logprobs(body: dict[str, Any]) -> None:
 
 def clamp_request(body: dict[str, Any], endpoint: str, limits: dict[str, int]) -> None:
     """Apply ``Decision.clamp`` to a (copied) request body: max tokens (any spelling), n and top logprobs."""
-    cap = next((limits[k] for k in _MAX_TOKEN_KEYS if k in limits), None)
+    cap = next((limits[k] for k in MAX_TOKEN_KEYS if k in limits), None)
     if cap is not None and endpoint != "/v1/embeddings":
-        present = [k for k in _MAX_TOKEN_KEYS if type(body.get(k)) is int]
+        present = [k for k in MAX_TOKEN_KEYS if type(body.get(k)) is int]
         for k in present:
             body[k] = min(body[k], cap)
         if not present:  # unset means the upstream's (large) default: set the cap explicitly
@@ -397,7 +396,7 @@ class GatewayApp:
             extra["decision"] = decision.to_dict()
             self.metrics.decision(decision.actions, decision.shadow)
         if decision.refuses:
-            status = decision.status or (429 if Action.THROTTLE in decision.actions else 403)
+            status = decision.http_status
             extra_headers = []
             if status == 429 and decision.retry_after_s is not None:
                 extra_headers.append((b"retry-after", str(max(1, math.ceil(decision.retry_after_s))).encode()))

@@ -55,7 +55,7 @@ from litellm.integrations.custom_logger import CustomLogger
 from distillguard.errors import ConfigError
 from distillguard.gateway.app import REASONING_KEYS, clamp_request, estimate_tokens, strip_logprobs
 from distillguard.gateway.app import withhold_reasoning as gateway_withhold_reasoning
-from distillguard.gateway.types import Action, Decision, Enforcer, Recorder, RequestInfo
+from distillguard.gateway.types import MAX_TOKEN_KEYS, Action, Decision, Enforcer, Recorder, RequestInfo
 from distillguard.ingest.lines import FieldError
 from distillguard.ingest.litellm import payload_event
 from distillguard.normalize import account_key
@@ -87,7 +87,6 @@ _INTERNAL_KEYS = frozenset({
     "user_api_key_dict", "mock_response", "standard_callback_dynamic_params",
 })  # fmt: skip
 
-_MAX_TOKEN_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 #: Reasoning fields of LiteLLM's response objects: the gateway's, plus LiteLLM's own ``reasoning_items``.
 _REASONING_ATTRS = (*REASONING_KEYS, "reasoning_items")
 
@@ -328,10 +327,8 @@ def refusal(decision: Decision) -> HTTPException:
         >>> exc.status_code, exc.headers["retry-after"], exc.detail["error"]["type"]
         (429, '3', 'rate_limit_error')
     """
-    throttled = Action.THROTTLE in decision.actions
-    status = decision.status or (429 if throttled else 403)
     headers = {"retry-after": str(max(1, round(decision.retry_after_s + 0.499)))} if decision.retry_after_s else None
-    return HTTPException(status_code=status, detail=decision.error_body(), headers=headers)
+    return HTTPException(status_code=decision.http_status, detail=decision.error_body(), headers=headers)
 
 
 def apply_to_request(decision: Decision, data: dict[str, Any], endpoint: str) -> None:
@@ -469,7 +466,7 @@ def asked_parameters(data: dict[str, Any]) -> dict[str, Any]:
         "logprobs": data.get("logprobs"),
         "top_logprobs": data.get("top_logprobs"),
         "n": data.get("n"),
-        "max_tokens": next((data[k] for k in _MAX_TOKEN_KEYS if data.get(k) is not None), None),
+        "max_tokens": next((data[k] for k in MAX_TOKEN_KEYS if data.get(k) is not None), None),
     }
 
 

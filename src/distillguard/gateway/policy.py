@@ -38,7 +38,7 @@ import yaml
 
 from distillguard.errors import ConfigError
 from distillguard.gateway.risk import RiskView
-from distillguard.gateway.types import Action, RequestInfo
+from distillguard.gateway.types import MAX_TOKEN_KEYS, Action, RequestInfo
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def requested_n(body: dict[str, Any]) -> int:
 
 def requested_max_tokens(body: dict[str, Any]) -> int:
     """The largest output cap the request names (0 when it names none)."""
-    caps = [body.get(k) for k in ("max_tokens", "max_completion_tokens", "max_output_tokens")]
+    caps = [body.get(k) for k in MAX_TOKEN_KEYS]
     return max([int(c) for c in caps if isinstance(c, (int, float)) and not isinstance(c, bool)] or [0])
 
 

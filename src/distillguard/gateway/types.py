@@ -44,6 +44,8 @@ class Action(str, Enum):
 
 #: Actions that refuse the request outright.
 REFUSING = frozenset({Action.THROTTLE, Action.BLOCK})
+#: The request body keys that cap output tokens (chat, legacy completions / chat, responses).
+MAX_TOKEN_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,11 @@ class Decision:
     @property
     def refuses(self) -> bool:
         return not self.shadow and any(a in REFUSING for a in self.actions)
+
+    @property
+    def http_status(self) -> int:
+        """The status a refusal answers with: ``status``, else 429 for a throttle and 403 otherwise."""
+        return self.status or (429 if Action.THROTTLE in self.actions else 403)
 
     def error_body(self) -> dict[str, Any]:
         """OpenAI-style error body for a refused request."""

@@ -18,6 +18,17 @@ import numpy as np
 import pandas as pd
 
 
+def pair_graph(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ig.Graph]:
+    """The undirected graph of the pairs ``a``–``b``: (names, graph), vertex ``i`` being ``names[i]``.
+
+    Vertices are numbered in order of first appearance in ``a`` then ``b``.
+    """
+    names = pd.unique(np.concatenate([np.asarray(a), np.asarray(b)]))
+    index = pd.Index(names)
+    # an (m, 2) integer array, not a list of tuples: no Python object per edge at millions of edges
+    return names, ig.Graph(n=len(names), edges=np.column_stack([index.get_indexer(a), index.get_indexer(b)]), directed=False)
+
+
 def leiden_communities(
     a: np.ndarray, b: np.ndarray, weight: np.ndarray, *, resolution: float = 1.0, seed: int = 0, min_size: int = 2,
 ) -> list[np.ndarray]:
@@ -29,10 +40,7 @@ def leiden_communities(
     """
     if len(a) == 0:
         return []
-    names = pd.unique(np.concatenate([np.asarray(a), np.asarray(b)]))
-    index = pd.Index(names)
-    # an (m, 2) integer array, not a list of tuples: no Python object per edge at millions of edges
-    graph = ig.Graph(n=len(names), edges=np.column_stack([index.get_indexer(a), index.get_indexer(b)]), directed=False)
+    names, graph = pair_graph(a, b)
     graph.es["weight"] = np.asarray(weight, dtype=float)
     partition = leidenalg.find_partition(
         graph, leidenalg.RBConfigurationVertexPartition, weights="weight", resolution_parameter=resolution,

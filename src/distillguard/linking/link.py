@@ -28,7 +28,7 @@ import pandas as pd
 from distillguard.detectors.ensemble import Ensemble
 from distillguard.features.account import FEATURE_NAMES
 from distillguard.linking.clusters import ClusterFinding, cluster_evidence, cluster_samples, edge_type_stats, pooled_features
-from distillguard.linking.communities import leiden_communities
+from distillguard.linking.communities import leiden_communities, pair_graph
 from distillguard.linking.graph import (
     EDGE_TYPES, LinkConfig, build_edge_tables, drop_edge_tables, fetch_accounts, fetch_edges, pair_weights_sql,
 )  # fmt: skip
@@ -144,11 +144,7 @@ def binding_units(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """Connected components (>= 2 vertices) of the pairs ``a``–``b``: (vertex ids, component number), largest first."""
     if len(a) == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    import igraph as ig
-
-    names = pd.unique(np.concatenate([a, b]))
-    index = pd.Index(names)
-    g = ig.Graph(n=len(names), edges=np.column_stack([index.get_indexer(a), index.get_indexer(b)]))
+    names, g = pair_graph(a, b)
     comps = sorted((c for c in g.connected_components() if len(c) >= 2), key=lambda c: -len(c))
     vertices = np.concatenate([names[np.asarray(c, dtype=np.int64)] for c in comps])
     number = np.repeat(np.arange(len(comps)), [len(c) for c in comps])
