@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import math
 import secrets
 import time
 from typing import Any
@@ -399,7 +398,7 @@ class GatewayApp:
             status = decision.http_status
             extra_headers = []
             if status == 429 and decision.retry_after_s is not None:
-                extra_headers.append((b"retry-after", str(max(1, math.ceil(decision.retry_after_s))).encode()))
+                extra_headers.append((b"retry-after", decision.retry_after_header.encode()))
             code = "throttled" if status == 429 else "blocked"
             return await self._refuse(send, ex, status, orjson.dumps(decision.error_body()), code, extra_headers)
 
@@ -717,22 +716,17 @@ def build_gateway(config: GatewayConfig) -> tuple[GatewayApp, Recorder, Enforcer
     The enforcer is :func:`distillguard.gateway.enforcement.build_enforcer` (policy,
     online scoring, Redis state per ``config``).
     """
-    from distillguard.gateway.enforcement import build_enforcer
-    from distillguard.gateway.recorder import build_recorder
+    from distillguard.gateway.recorder import open_recording
 
-    hasher = Hasher.from_config(config.secret_file)
-    if hasher.is_demo:
-        log.warning("no hashing secret configured ($DISTILLGUARD_SECRET or secret_file): using the demo secret")
-    keys = KeyTable.from_file(config.keys_file, hasher) if config.keys_file else None
-    enforcer = build_enforcer(config)
+    hasher, enforcer, recorder, close = open_recording(config)
     try:
-        recorder = build_recorder(config, hasher, enforcer)
+        keys = KeyTable.from_file(config.keys_file, hasher) if config.keys_file else None
         app = create_app(config, enforcer, recorder, keys=keys, hasher=hasher)
-        app.on_shutdown += [recorder.close, enforcer.close, recorder.store.close]
-        return app, recorder, enforcer
     except BaseException:
-        enforcer.close()
+        close()
         raise
+    app.on_shutdown.append(close)
+    return app, recorder, enforcer
 
 
 def serve(config: GatewayConfig) -> None:

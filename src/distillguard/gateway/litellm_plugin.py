@@ -121,25 +121,9 @@ class PluginRuntime:
         does the proxying, the keys and the upstream.
         """
         from distillguard.gateway.config import GatewayConfig
-        from distillguard.gateway.enforcement import build_enforcer
-        from distillguard.gateway.recorder import build_recorder
+        from distillguard.gateway.recorder import open_recording
 
-        config = GatewayConfig.from_file(path)
-        hasher = Hasher.from_config(config.secret_file)
-        if hasher.is_demo:
-            log.warning("distillguard: no hashing secret configured ($DISTILLGUARD_SECRET or secret_file): using the demo secret")
-        enforcer = build_enforcer(config)
-        try:
-            recorder = build_recorder(config, hasher, enforcer)
-        except BaseException:
-            enforcer.close()
-            raise
-
-        def close() -> None:
-            recorder.close()
-            enforcer.close()
-            recorder.store.close()
-
+        hasher, enforcer, recorder, close = open_recording(GatewayConfig.from_file(path))
         return cls(enforcer=enforcer, recorder=recorder, hasher=hasher, close=close)
 
     def shutdown(self) -> None:
@@ -327,7 +311,7 @@ def refusal(decision: Decision) -> HTTPException:
         >>> exc.status_code, exc.headers["retry-after"], exc.detail["error"]["type"]
         (429, '3', 'rate_limit_error')
     """
-    headers = {"retry-after": str(max(1, round(decision.retry_after_s + 0.499)))} if decision.retry_after_s else None
+    headers = {"retry-after": decision.retry_after_header} if decision.retry_after_s else None
     return HTTPException(status_code=decision.http_status, detail=decision.error_body(), headers=headers)
 
 

@@ -43,7 +43,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -353,3 +353,29 @@ def build_recorder(config: Any, hasher: Hasher, enforcer: Enforcer | None = None
     if replayed:
         log.warning("replayed %d write-ahead records left by the previous run", replayed)
     return recorder
+
+
+def open_recording(config: Any) -> tuple[Hasher, Enforcer, WALRecorder, Callable[[], None]]:
+    """What ``serve`` and the LiteLLM plugin both start from a gateway config: the deployment's
+    hasher, the enforcer (:func:`distillguard.gateway.enforcement.build_enforcer`), the started
+    recorder, and the function that shuts the three down in order (store what is queued, stop the
+    enforcer, close the store).  The enforcer is closed again if the recorder cannot start.
+    """
+    from distillguard.gateway.enforcement import build_enforcer
+
+    hasher = Hasher.from_config(config.secret_file)
+    if hasher.is_demo:
+        log.warning("no hashing secret configured ($DISTILLGUARD_SECRET or secret_file): using the demo secret")
+    enforcer = build_enforcer(config)
+    try:
+        recorder = build_recorder(config, hasher, enforcer)
+    except BaseException:
+        enforcer.close()
+        raise
+
+    def close() -> None:
+        recorder.close()
+        enforcer.close()
+        recorder.store.close()
+
+    return hasher, enforcer, recorder, close

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
@@ -101,6 +102,11 @@ class Decision:
     def http_status(self) -> int:
         """The status a refusal answers with: ``status``, else 429 for a throttle and 403 otherwise."""
         return self.status or (429 if Action.THROTTLE in self.actions else 403)
+
+    @property
+    def retry_after_header(self) -> str | None:
+        """The ``Retry-After`` value (whole seconds, rounded up, at least 1), or None when not throttled."""
+        return None if self.retry_after_s is None else str(max(1, math.ceil(self.retry_after_s)))
 
     def error_body(self) -> dict[str, Any]:
         """OpenAI-style error body for a refused request."""
