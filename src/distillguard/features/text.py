@@ -48,6 +48,7 @@ import numpy as np
 import xxhash
 
 from distillguard.features import lexicon as _lexicon
+from distillguard.features.kernels import fold_codepoints, minhash_band_keys, tokenize_codepoints
 
 __all__ = [
     "measure_texts",
@@ -102,7 +103,6 @@ _CHUNK_CHARS = 1 << 18  # keep every per-character array in cache
 
 _M64 = (1 << 64) - 1
 _BASE = 0x100000001B3  # odd, so it has an inverse mod 2**64
-_BASE_INV = pow(_BASE, -1, 1 << 64)
 _KEY_MUL = 0x9E3779B97F4A7C15
 
 # --------------------------------------------------------------------------- character tables
@@ -193,7 +193,6 @@ def _build_tables() -> _Tables:
 
 _tables_lock = threading.Lock()
 _tables: _Tables | None = None
-_pow_cache: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _get_tables() -> _Tables:
@@ -203,19 +202,6 @@ def _get_tables() -> _Tables:
             if _tables is None:
                 _tables = _build_tables()
     return _tables
-
-
-def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """BASE**i and BASE**-i mod 2**64 for i < n (grown on demand, never shrunk)."""
-    global _pow_cache
-    if _pow_cache is None or len(_pow_cache[0]) < n:
-        size = max(n, _CHUNK_CHARS + 2 * (VIEW_HEAD + VIEW_TAIL) + 16)
-        fwd = np.full(size, _BASE, np.uint64)
-        fwd[0] = 1
-        inv = np.full(size, _BASE_INV, np.uint64)
-        inv[0] = 1
-        _pow_cache = (np.cumprod(fwd, dtype=np.uint64), np.cumprod(inv, dtype=np.uint64))
-    return _pow_cache
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -260,64 +246,12 @@ def _tokenize(texts: Sequence[str], want_quotes: bool | int = False) -> _Tokens:
     seg_start += 1  # a leading separator: no token starts at character 0
     joined = "\x00" + "\x00".join(texts) + "\x00"
     cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32)
-    pk = np.take(t.packed, cp)  # one table lookup per character
-    kind = (pk >> np.uint32(_PK_KIND_SHIFT)).astype(np.uint8) & np.uint8(3)
-    cont = kind == _KIND_WORD
-    joins_prev = cont[1:] & cont[:-1]  # char i+1 continues the word of char i
-    np.logical_not(joins_prev, out=joins_prev)
-    is_tok = kind != 0
-    start = is_tok.copy()
-    start[1:] &= joins_prev
-    end = is_tok
-    end[:-1] &= joins_prev
-    S = np.flatnonzero(start)
-    E = np.flatnonzero(end) + 1
-    low = pk & np.uint32(_PK_LOWER_MASK)
-    fwd, inv = _powers(len(cp))
-    if len(S):
-        # sum_i low[i] * BASE**i over each token (non-token characters are 0), shifted to position 0
-        # as prefix sums (mod 2**64, so identical to summing each token): cheaper than reduceat
-        prod = np.multiply(low, fwd[: len(cp)], dtype=np.uint64)
-        np.cumsum(prod, out=prod)
-        raw = prod[E - 1] - prod[S - 1]  # S >= 1: character 0 is a separator
-        raw *= inv[S]
-    else:
-        raw = np.zeros(0, np.uint64)
-    hashes = _mix64(raw)
-    lo = np.searchsorted(S, seg_start)
-    hi = np.searchsorted(S, seg_start + seg_len)
+    quote_segments = (n if want_quotes is True else int(want_quotes)) if want_quotes else 0
+    _start, lo, hi, hashes, first_cp, length, quoted, symbols = tokenize_codepoints(
+        cp, t.packed, seg_start, seg_len, quote_segments
+    )
     row = np.repeat(np.arange(n, dtype=np.int64), hi - lo)
-    # code / math characters are sparse: count them per segment from their positions
-    flags = pk >> np.uint32(_PK_QUOTE_SHIFT)  # bit 0 quote, bit 1 code, bit 2 math
-    marked = np.flatnonzero(flags != 0)
-    symbols = np.zeros(n, np.int32)
-    if n and len(marked):
-        mflags = flags[marked]
-        code_pos = marked[(mflags & np.uint32(2)) != 0]
-        math_pos = marked[(mflags & np.uint32(4)) != 0]
-        # a character inside segment i lies in [seg_start[i], seg_start[i] + seg_len[i]); separators are unmarked
-        if len(code_pos):
-            symbols += np.bincount(np.searchsorted(seg_start, code_pos, "right") - 1, minlength=n).astype(np.int32)
-        if len(math_pos):
-            symbols += np.int32(_SYM_MATH) * np.bincount(
-                np.searchsorted(seg_start, math_pos, "right") - 1, minlength=n
-            ).astype(np.int32)
-    quoted = None
-    if want_quotes:
-        qpos = marked[(flags[marked] & np.uint32(1)) != 0] if len(marked) else marked
-        if len(qpos):
-            m = len(S) if want_quotes is True else int(hi[min(int(want_quotes), n) - 1]) if n else 0
-            Sq = S[:m]
-            rq = row[:m]
-            before_tok = np.searchsorted(qpos, Sq)
-            before_seg = np.searchsorted(qpos, seg_start)[rq]
-            after_seg = np.searchsorted(qpos, seg_start + seg_len)[rq]
-            k = before_tok - before_seg
-            quoted = np.zeros(len(S), bool)
-            quoted[:m] = (k & 1).astype(bool) & (before_tok < after_seg)  # an opened span that closes
-        else:
-            quoted = np.zeros(len(S), bool)
-    return _Tokens(hashes, lo, hi, row, low[S], E - S, quoted, symbols, seg_start, seg_len)
+    return _Tokens(hashes, lo, hi, row, first_cp, length, quoted if want_quotes else None, symbols, seg_start, seg_len)
 
 
 def tokenize(text: str) -> list[int]:
@@ -418,60 +352,6 @@ def prompt_hash(text: str) -> int:
 
 
 def _prompt_hashes(texts: Sequence[str]) -> list[int]:
-    out = np.zeros(len(texts), np.uint64)
-    ascii_idx = [i for i, x in enumerate(texts) if x.isascii()]  # str.isascii is O(1)
-    if len(ascii_idx) == len(texts):
-        out[:] = _prompt_hashes_ascii(texts)
-    else:
-        other_idx = [i for i, x in enumerate(texts) if not x.isascii()]
-        if ascii_idx:
-            out[ascii_idx] = _prompt_hashes_ascii([texts[i] for i in ascii_idx])
-        out[other_idx] = _prompt_hashes_general([texts[i] for i in other_idx])
-    return out.view(np.int64).tolist()
-
-
-_ASCII_NORM: np.ndarray | None = None  # uint8: ASCII code -> lowercased, whitespace -> 0x20
-_ASCII_SPACE: np.ndarray | None = None
-
-
-def _prompt_hashes_ascii(texts: Sequence[str]) -> np.ndarray:
-    """Same values as :func:`_prompt_hashes_general` for ASCII-only texts, on bytes instead of code points."""
-    global _ASCII_NORM, _ASCII_SPACE
-    if _ASCII_NORM is None:
-        t = _get_tables()
-        space = t.space[:128].copy()
-        _ASCII_NORM = np.where(space, 32, t.lower[:128]).astype(np.uint8)
-        _ASCII_SPACE = space
-    norm_t, space_t = _ASCII_NORM, _ASCII_SPACE
-    out = np.zeros(len(texts), np.uint64)
-    hash_ = xxhash.xxh64_intdigest
-    for first in range(0, len(texts), 2048):
-        part = texts[first : first + 2048]
-        n = len(part)
-        joined = "\x00".join(part) + "\x00"  # a separator after every segment
-        raw = np.frombuffer(joined.encode("ascii"), np.uint8)
-        seg_len = np.fromiter(map(len, part), np.int64, n)
-        seg_start = np.zeros(n, np.int64)
-        np.cumsum(seg_len[:-1] + 1, out=seg_start[1:])
-        ws = np.take(space_t, raw)
-        keep = np.ones(len(raw), bool)
-        np.logical_not(ws[1:] & ws[:-1], out=keep[1:])  # a whitespace run keeps its first character
-        norm = np.take(norm_t, raw)[keep]
-        new_pos = np.cumsum(keep, dtype=np.int64)
-        new_pos -= 1  # index in ``norm`` of each kept character
-        # the first character of a segment and every separator follow a non-whitespace character: kept
-        a = new_pos[seg_start]
-        b = new_pos[seg_start + seg_len]
-        # strip: after folding, at most one space at each end (norm[b] is a separator, so indices are valid)
-        a += (a < b) & (norm[a] == 32)
-        b -= (a < b) & (norm[np.maximum(b - 1, 0)] == 32)
-        buf = norm.astype(np.uint32)  # UTF-32-LE of ASCII: the code unit widened
-        mv = memoryview(buf).cast("B")
-        out[first : first + n] = [hash_(mv[4 * x : 4 * y], PROMPT_HASH_SEED) for x, y in zip(a.tolist(), b.tolist(), strict=True)]
-    return out
-
-
-def _prompt_hashes_general(texts: Sequence[str]) -> np.ndarray:
     t = _get_tables()
     out: list[int] = []
     hash_ = xxhash.xxh64_intdigest
@@ -482,21 +362,10 @@ def _prompt_hashes_general(texts: Sequence[str]) -> np.ndarray:
         seg_start = np.zeros(n, np.int64)
         np.cumsum(seg_len[:-1] + 1, out=seg_start[1:])
         cp = np.frombuffer("\x00".join(part).encode("utf-32-le", "surrogatepass"), np.uint32)
-        ws = t.space[cp]
-        keep = np.ones(len(cp), bool)
-        keep[1:] = ~(ws[1:] & ws[:-1])  # a whitespace run keeps its first character
-        norm = np.where(ws, np.uint32(32), t.lower[cp])[keep]
-        new_pos = np.cumsum(keep) - 1
-        # strip: each segment runs from its first to its last non-whitespace character
-        solid = np.flatnonzero(~ws)
-        i_first = np.searchsorted(solid, seg_start)
-        i_last = np.searchsorted(solid, seg_start + seg_len) - 1
-        nonempty = (i_first <= i_last) & (seg_len > 0)
-        a = np.where(nonempty, new_pos[solid[np.minimum(i_first, len(solid) - 1)]] if len(solid) else 0, 0)
-        b = np.where(nonempty, new_pos[solid[np.maximum(i_last, 0)]] + 1 if len(solid) else 0, 0)
-        mv = memoryview(norm.tobytes())
+        folded, a, b = fold_codepoints(cp, t.space, t.lower, seg_start, seg_len)
+        mv = memoryview(folded).cast("B")
         out.extend(hash_(mv[4 * x : 4 * y], PROMPT_HASH_SEED) for x, y in zip(a.tolist(), b.tolist(), strict=True))
-    return np.array(out, dtype=np.uint64)
+    return np.array(out, dtype=np.uint64).view(np.int64).tolist()
 
 
 _NUM_MARK = np.uint64(0x4E554D)  # placeholder token for a number
@@ -546,36 +415,16 @@ _rng = np.random.default_rng(20240611)  # fixed: band keys must be comparable ac
 _MH_XOR = _rng.integers(0, 1 << 32, _MINHASH_PERMS, dtype=np.uint64).astype(np.uint32)
 _MH_MUL = (_rng.integers(0, 1 << 31, _MINHASH_PERMS, dtype=np.uint64) * 2 + 1).astype(np.uint32)
 del _rng
+_MH_XOR_64, _MH_MUL_64 = _MH_XOR.astype(np.uint64), _MH_MUL.astype(np.uint64)
 
 
 def _minhash_bands(tok: _Tokens, n: int) -> list[list[int]]:
-    end = tok.hi[n - 1] if n else 0
-    row = tok.row[:end]
-    pos = np.arange(end, dtype=np.int64) - tok.lo[row]
-    sel = pos < MINHASH_MAX_TOKENS
-    h = tok.hashes[:end][sel]
-    row = row[sel]
-    counts = np.bincount(row, minlength=n)[:n]
-    lo = np.zeros(n, np.int64)
-    np.cumsum(counts[:-1], out=lo[1:])
-    hi = lo + counts
-    sh, srow = _shingles(h, lo, hi, row, MINHASH_SHINGLE, seed=MINHASH_SHINGLE, allow_short=True)
-    out: list[list[int]] = [[] for _ in range(n)]
-    if not len(sh):
-        return out
-    v32 = (sh >> np.uint64(32)).astype(np.uint32)
-    mat = (v32[:, None] ^ _MH_XOR[None, :]) * _MH_MUL[None, :]  # one cheap permutation per column
-    starts = np.flatnonzero(np.concatenate([[True], srow[1:] != srow[:-1]]))
-    mins = np.minimum.reduceat(mat, starts, axis=0).astype(np.uint64)
-    rows_with = srow[starts]
-    m = mins.reshape(len(starts), MINHASH_BANDS, MINHASH_ROWS)
-    acc = np.arange(MINHASH_BANDS, dtype=np.uint64)[None, :] + np.uint64(0xB4D)
-    for r in range(MINHASH_ROWS):
-        acc = _mix64(acc * np.uint64(_BASE) + m[:, :, r])
-    keys = acc.view(np.int64).tolist()
-    for r, k in zip(rows_with.tolist(), keys, strict=True):
-        out[r] = k
-    return out
+    keys, has = minhash_band_keys(
+        tok.hashes, tok.lo[:n], tok.hi[:n], MINHASH_MAX_TOKENS, MINHASH_SHINGLE,
+        np.uint64((MINHASH_SHINGLE * 0x9E3779B97F4A7C15) & _M64), _MH_XOR_64, _MH_MUL_64, MINHASH_ROWS,
+    )  # fmt: skip
+    rows = keys.view(np.int64).tolist()
+    return [r if h else [] for r, h in zip(rows, has.tolist(), strict=True)]
 
 
 # --------------------------------------------------------------------------- cue lexicon
