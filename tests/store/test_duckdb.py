@@ -31,3 +31,27 @@ def test_schema_version_mismatch_is_a_clear_error(tmp_path):
     store.close()
     with pytest.raises(InputError, match="schema v999"):
         DuckDBStore(tmp_path / "s.duckdb")
+
+
+def test_first_row_of_a_repeated_event_id_wins():
+    store = DuckDBStore(":memory:")
+    first, again = event_row(1), event_row(1)
+    again["model"] = "a-later-model"
+    assert store.append("events", events_table([event_row(0), first, again])) == 2
+    assert store.query("SELECT model FROM events WHERE event_id = ?", [first["event_id"]]).column(0).to_pylist() == [first["model"]]
+
+
+def test_stores_made_with_a_primary_key_still_take_appends(tmp_path):
+    import duckdb
+
+    from distillguard.schema import EVENT_SCHEMA
+    from distillguard.store.duckdb import _DUCK_TYPES
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))  # the layout of stores written before the index was dropped
+    cols = ", ".join(f'"{f.name}" {_DUCK_TYPES[f.type]}' + (" PRIMARY KEY" if f.name == "event_id" else "") for f in EVENT_SCHEMA)
+    con.execute(f"CREATE TABLE events ({cols})").fetchall()
+    con.close()
+    store = DuckDBStore(path)
+    assert store.append("events", events_table([event_row(0), event_row(1)])) == 2
+    assert store.append("events", events_table([event_row(1), event_row(2)])) == 1

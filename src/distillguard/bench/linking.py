@@ -317,11 +317,6 @@ def build_synthetic_store(path: Path | str, accounts: int, events: int, seed: in
         path.unlink()
     store = DuckDBStore(path, memory_limit=memory_limit)
     con = store.con
-    con.execute("DROP TABLE events").fetchall()
-    # same columns as the store's DDL, without the primary key index
-    from distillguard.store.duckdb import _ddl
-
-    con.execute(_ddl("events", EVENT_SCHEMA, None)).fetchall()
     pop, acct_table, chunks = synthetic_tables(accounts, events, seed)
     store.append("accounts", acct_table)
     for batch in chunks:

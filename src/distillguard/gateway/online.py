@@ -47,7 +47,7 @@ from distillguard.detectors.ensemble import Ensemble
 from distillguard.features.account import FEATURE_NAMES, compute_account_features
 from distillguard.gateway.risk import RiskRecord
 from distillguard.gateway.state.base import CLUSTER, ONLINE, RiskTable
-from distillguard.store.duckdb import TABLES, DuckDBStore
+from distillguard.store.duckdb import TABLES, DuckDBStore, insert_new
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +142,7 @@ class OnlineScorer:
             return 0
         schema, _ = TABLES["events"]
         batch = pa.concat_tables([b.select(schema.names).cast(schema) for b in batches])
-        con = self.store.con
-        con.register("_incoming", batch)
-        try:
-            added = int(con.execute("INSERT INTO events SELECT * FROM _incoming ON CONFLICT DO NOTHING").fetchall()[0][0])
-        finally:
-            con.unregister("_incoming")
+        added = insert_new(self.store.con, "events", batch, "event_id")
         self._new_events.update(batch.column("account_id").to_pylist())
         ts_min, ts_max = pc.min_max(batch.column("ts")).values()
         if ts_max.is_valid:

@@ -118,6 +118,8 @@ GZIP_RATIO = 5
 #: to amortize the hand-off and the vectorized text measurements, small enough to bound memory.
 #: The main process only cuts blocks at newlines; workers split them into lines.
 CHUNK_BYTES = 12 << 20
+#: Normalized events buffered before one store append (~30 MB of Arrow at ~300 bytes an event).
+STORE_ROWS = 100_000
 #: Tasks queued or running per worker; the main process stores results in input order.
 TASKS_PER_WORKER = 2
 
@@ -132,6 +134,7 @@ def ingest_files(
     keep_text: bool = False,
     quarantine_path: str | Path | None = None,
     batch_size: int = 20_000,
+    store_rows: int = STORE_ROWS,
     excerpts_per_account: int = 5,
     on_progress: ProgressCallback | None = None,
     workers: int | None = None,
@@ -161,10 +164,11 @@ def ingest_files(
                     pool = _Pool(n_workers, hasher, keep_text, excerpts_per_account)
                     report.workers = n_workers
                 _ingest_parallel(pool, reader.name, path, store, quarantine, keeper, file_report, report,
-                                 batch_size, on_progress)  # fmt: skip
+                                 store_rows, on_progress)  # fmt: skip
                 continue
             t_file, t_other = time.perf_counter(), report.timings_s["normalize"] + report.timings_s["store"]
             buffer: list[RawEvent] = []
+            stored = _StoreBuffer(store, file_report, report.timings_s, on_progress, store_rows)
             for item in reader.read(Path(path)):
                 if isinstance(item, Quarantined):
                     _quarantined(item, file_report, quarantine, report)
@@ -173,9 +177,10 @@ def ingest_files(
                     file_report.format = item.get("source_format")
                 buffer.append(item)
                 if len(buffer) >= batch_size:
-                    _flush(buffer, store, hasher, keep_text, keeper, file_report, report.timings_s, on_progress)
+                    _normalize_into(stored, buffer, hasher, keep_text, keeper, report.timings_s)
                     buffer = []
-            _flush(buffer, store, hasher, keep_text, keeper, file_report, report.timings_s, on_progress)
+            _normalize_into(stored, buffer, hasher, keep_text, keeper, report.timings_s)
+            stored.flush()
             if pool is not None:  # a file read here while others went through workers
                 t = report.timings_s
                 t["read"] += time.perf_counter() - t_file - (t["normalize"] + t["store"] - t_other)
@@ -222,21 +227,54 @@ def _quarantined(item: Quarantined, file_report: FileReport, quarantine: Quarant
         report.quarantine_examples.append(item.explain())
 
 
-def _flush(buffer, store, hasher, keep_text, keeper, file_report, timings, on_progress) -> None:
+class _StoreBuffer:
+    """Normalized batches held until ``rows`` events are ready, then stored in one append.
+
+    DuckDB's insert (with its anti-join on ``event_id``) costs ~2.5x more CPU per row in
+    20,000-row appends than in 100,000-row ones (docs/performance.md).
+    """
+
+    def __init__(self, store: EventStore, file_report: FileReport, timings: dict[str, float],
+                 on_progress: ProgressCallback | None, rows: int):  # fmt: skip
+        self.store, self.file_report, self.timings, self.on_progress, self.rows = store, file_report, timings, on_progress, rows
+        self.events: list[pa.Table] = []
+        self.texts: list[pa.Table] = []
+        self.buffered = 0
+
+    def add(self, events: pa.Table, texts: pa.Table | None, n_events: int) -> None:
+        self.events.append(events)
+        if texts is not None:
+            self.texts.append(texts)
+        self.buffered += n_events
+        if self.buffered >= self.rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffered:
+            return
+        t0 = time.perf_counter()
+        self.file_report.events += self.buffered
+        self.file_report.inserted += self.store.append("events", _concat(self.events))
+        if self.texts:
+            self.store.append("texts", _concat(self.texts))
+        self.timings["store"] += time.perf_counter() - t0
+        if self.on_progress:
+            self.on_progress(self.buffered)
+        self.events, self.texts, self.buffered = [], [], 0
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
+def _normalize_into(stored: _StoreBuffer, buffer, hasher, keep_text, keeper, timings) -> None:
     if not buffer:
         return
     t0 = time.perf_counter()
     batch = normalize_batch(buffer, hasher, keep_text=keep_text)
     keeper.offer(batch.excerpts)
-    t1 = time.perf_counter()
-    file_report.events += len(buffer)
-    file_report.inserted += store.append("events", batch.events)
-    if batch.texts is not None:
-        store.append("texts", batch.texts)
-    timings["normalize"] += t1 - t0
-    timings["store"] += time.perf_counter() - t1
-    if on_progress:
-        on_progress(len(buffer))
+    timings["normalize"] += time.perf_counter() - t0
+    stored.add(batch.events, batch.texts, len(buffer))
 
 
 # ---------------------------------------------------------------- worker processes
@@ -321,7 +359,7 @@ def _work_chunk(fmt: str, path: str, lines: list[tuple[int, bytes]]) -> _ChunkRe
 
 def _ingest_parallel(
     pool: _Pool, fmt: str, path: str | Path, store: EventStore, quarantine: QuarantineWriter, keeper: ExcerptKeeper,
-    file_report: FileReport, report: IngestReport, batch_size: int, on_progress: ProgressCallback | None,
+    file_report: FileReport, report: IngestReport, store_rows: int, on_progress: ProgressCallback | None,
 ) -> None:  # fmt: skip
     """One line-oriented file through the worker pool; results are taken (and stored) in input order."""
     timings = report.timings_s
@@ -330,26 +368,9 @@ def _ingest_parallel(
     # In input order: a Future of a _ChunkResult, or a Quarantined the main process found (a truncated stream).
     pending: deque[Future | Quarantined] = deque()
     max_pending = pool.n * TASKS_PER_WORKER
-    events: list[pa.Table] = []
-    texts: list[pa.Table] = []
-    buffered = 0
-
-    def store_buffered() -> None:
-        nonlocal events, texts, buffered
-        if not buffered:
-            return
-        t0 = time.perf_counter()
-        file_report.events += buffered
-        file_report.inserted += store.append("events", pa.concat_tables(events) if len(events) > 1 else events[0])
-        if texts:
-            store.append("texts", pa.concat_tables(texts) if len(texts) > 1 else texts[0])
-        timings["store"] += time.perf_counter() - t0
-        if on_progress:
-            on_progress(buffered)
-        events, texts, buffered = [], [], 0
+    stored = _StoreBuffer(store, file_report, timings, on_progress, store_rows)
 
     def take_one() -> None:
-        nonlocal buffered
         item = pending.popleft()
         if isinstance(item, Quarantined):
             _quarantined(item, file_report, quarantine, report)
@@ -365,12 +386,7 @@ def _ingest_parallel(
             if file_report.format is None:
                 file_report.format = result.source_format
             keeper.offer_redacted(result.excerpts)
-            events.append(result.events)
-            if result.texts is not None:
-                texts.append(result.texts)
-            buffered += result.n_events
-            if buffered >= batch_size:
-                store_buffered()
+            stored.add(result.events, result.texts, result.n_events)
 
     def submit(first_line_no: int, block: bytes) -> None:
         while len(pending) >= max_pending:
@@ -389,7 +405,7 @@ def _ingest_parallel(
         timings["read"] += time.perf_counter() - t_lines
         while pending:
             take_one()
-        store_buffered()
+        stored.flush()
     finally:
         for item in pending:
             if isinstance(item, Future):

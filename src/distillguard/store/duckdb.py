@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from distillguard.errors import InputError
 from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA, EVENT_SCHEMA_VERSION, SAMPLE_SCHEMA, TEXT_SCHEMA
@@ -34,9 +35,49 @@ TABLES: dict[str, tuple[pa.Schema, str | None]] = {
 }
 
 
-def _ddl(name: str, schema: pa.Schema, key: str | None) -> str:
-    cols = [f'"{f.name}" {_DUCK_TYPES[f.type]}' + (" PRIMARY KEY" if f.name == key else "") for f in schema]
+def _ddl(name: str, schema: pa.Schema) -> str:
+    # No PRIMARY KEY: keys are kept unique by append()'s anti-join.  An index costs ~2.5x the
+    # insert time of a 1M-event ingest (docs/performance.md); stores made with one still work.
+    cols = [f'"{f.name}" {_DUCK_TYPES[f.type]}' for f in schema]
     return f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(cols)})"
+
+
+def first_per_key(batch: pa.Table, key: str) -> pa.Table:
+    """``batch`` without later rows that repeat an earlier row's ``key`` (order kept).
+
+    Example:
+        >>> t = pa.table({"id": ["a", "b", "a"], "v": [1, 2, 3]})
+        >>> first_per_key(t, "id").column("v").to_pylist()
+        [1, 2]
+    """
+    if pa.compute.count_distinct(batch.column(key), mode="all").as_py() == batch.num_rows:
+        return batch
+    indexed = pa.table({"k": batch.column(key), "i": pa.array(range(batch.num_rows), pa.int64())})
+    first = indexed.group_by("k", use_threads=False).aggregate([("i", "min")]).column("i_min")
+    return batch.take(pa.compute.sort_indices(first))
+
+
+def insert_new(con: duckdb.DuckDBPyConnection, table: str, batch: pa.Table, key: str | None) -> int:
+    """Insert the rows of ``batch`` (already in ``table``'s schema) whose ``key`` is not stored yet.
+
+    Returns the rows added.  The first of several rows with one key in ``batch`` wins.
+
+    Example:
+        >>> con = duckdb.connect()
+        >>> _ = con.execute("CREATE TABLE t (id VARCHAR, v BIGINT)").fetchall()
+        >>> insert_new(con, "t", pa.table({"id": ["a", "a"], "v": [1, 2]}), "id")
+        1
+        >>> insert_new(con, "t", pa.table({"id": ["a", "b"], "v": [3, 4]}), "id")
+        1
+    """
+    if key:
+        batch = first_per_key(batch, key)
+    con.register("_incoming", batch)
+    try:
+        new = f' i WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t."{key}" = i."{key}")' if key else ""
+        return int(con.execute(f"INSERT INTO {table} SELECT * FROM _incoming{new}").fetchall()[0][0])
+    finally:
+        con.unregister("_incoming")
 
 
 class DuckDBStore(EventStore):
@@ -55,7 +96,7 @@ class DuckDBStore(EventStore):
         if threads:
             self._exec(f"SET threads={int(threads)}")
         for name, (schema, key) in TABLES.items():
-            self._exec(_ddl(name, schema, key))
+            self._exec(_ddl(name, schema))
         self._exec("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         rows = self._exec("SELECT value FROM meta WHERE key='event_schema_version'")
         stored = rows[0] if rows else None
@@ -77,17 +118,7 @@ class DuckDBStore(EventStore):
         if batch.num_rows == 0:
             return 0
         batch = batch.select(schema.names).cast(schema)
-        self.con.register("_incoming", batch)
-        try:
-            before = self._count(table)
-            conflict = " ON CONFLICT DO NOTHING" if key else ""
-            self._exec(f"INSERT INTO {table} SELECT * FROM _incoming{conflict}")
-            return self._count(table) - before
-        finally:
-            self.con.unregister("_incoming")
-
-    def _count(self, table: str) -> int:
-        return self._exec(f"SELECT count(*) FROM {table}")[0][0]
+        return insert_new(self.con, table, batch, key)
 
     def query(self, sql: str, params: list | None = None) -> pa.Table:
         return self.con.sql(sql, params=params).to_arrow_table() if params else self.con.sql(sql).to_arrow_table()
