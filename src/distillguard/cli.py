@@ -312,7 +312,7 @@ def bench_throughput(
         out_console.print(
             f"run {i + 1}: {result['events']:,} events in {result['wall_s']} s = {result['events_per_s']:,} events/s, "
             f"peak memory of the process tree {result['peak_tree_rss_mb']} MB RSS / {result['peak_tree_pss_mb']} MB PSS "
-            f"(main process {result['peak_main_rss_mb']} MB); CPU {result['tree_cpu_s']} s; stages {result['stage_s']}"
+            f"(main process {result['peak_main_rss_mb']} MB); CPU {result['tree_cpu_s']} s (main process {result['main_cpu_s']} s); stages {result['stage_s']}"
         )
     (workdir / "throughput.json").write_text(_json.dumps(runs, indent=1))
     out_console.print(f"results: {workdir / 'throughput.json'}")
