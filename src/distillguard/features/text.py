@@ -48,7 +48,6 @@ import numpy as np
 import xxhash
 
 from distillguard.features import lexicon as _lexicon
-from distillguard.features.kernels import fold_codepoints, minhash_band_keys, tokenize_codepoints
 
 __all__ = [
     "measure_texts",
@@ -247,6 +246,8 @@ def _tokenize(texts: Sequence[str], want_quotes: bool | int = False) -> _Tokens:
     joined = "\x00" + "\x00".join(texts) + "\x00"
     cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32)
     quote_segments = (n if want_quotes is True else int(want_quotes)) if want_quotes else 0
+    from distillguard.features.kernels import tokenize_codepoints  # numba: ~100 MB, only where text is measured
+
     _start, lo, hi, hashes, first_cp, length, quoted, symbols = tokenize_codepoints(
         cp, t.packed, seg_start, seg_len, quote_segments
     )
@@ -352,6 +353,8 @@ def prompt_hash(text: str) -> int:
 
 
 def _prompt_hashes(texts: Sequence[str]) -> list[int]:
+    from distillguard.features.kernels import fold_codepoints
+
     t = _get_tables()
     out: list[int] = []
     hash_ = xxhash.xxh64_intdigest
@@ -419,6 +422,8 @@ _MH_XOR_64, _MH_MUL_64 = _MH_XOR.astype(np.uint64), _MH_MUL.astype(np.uint64)
 
 
 def _minhash_bands(tok: _Tokens, n: int) -> list[list[int]]:
+    from distillguard.features.kernels import minhash_band_keys
+
     keys, has = minhash_band_keys(
         tok.hashes, tok.lo[:n], tok.hi[:n], MINHASH_MAX_TOKENS, MINHASH_SHINGLE,
         np.uint64((MINHASH_SHINGLE * 0x9E3779B97F4A7C15) & _M64), _MH_XOR_64, _MH_MUL_64, MINHASH_ROWS,

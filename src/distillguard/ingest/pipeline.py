@@ -290,7 +290,9 @@ class _Pool:
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         ctx = multiprocessing.get_context(method)
         if method == "forkserver":
-            ctx.set_forkserver_preload(["distillguard.ingest.pipeline"])
+            # the kernels (numba) and pandas (pyarrow imports it on first use) too: every worker needs
+            # them, and pages loaded before the fork are shared instead of loaded again per worker
+            ctx.set_forkserver_preload(["distillguard.ingest.pipeline", "distillguard.features.kernels", "pandas"])
         # The Hasher (and so the secret) goes through the worker start-up pipe only
         # (never a command line, environment variable or log).
         self.executor = ProcessPoolExecutor(
