@@ -114,10 +114,11 @@ class QuarantineWriter:
 #: warm-up) costs more than it saves below ~20k events.
 PARALLEL_MIN_BYTES = 64 << 20
 GZIP_RATIO = 5
-#: Bytes of whole lines per task sent to a worker (~4,000 LiteLLM lines with text): large enough
-#: to amortize the hand-off and the vectorized text measurements, small enough to bound memory.
+#: Bytes of whole lines per task sent to a worker (~2,000 LiteLLM lines with text): large enough
+#: to amortize the hand-off and the vectorized text measurements, small enough to bound memory
+#: (a worker's resident memory peaks ~20x a block: 12 MB blocks cost each worker ~60 MB more).
 #: The main process only cuts blocks at newlines; workers split them into lines.
-CHUNK_BYTES = 12 << 20
+CHUNK_BYTES = 6 << 20
 #: Normalized events buffered before one store append (~30 MB of Arrow at ~300 bytes an event).
 STORE_ROWS = 100_000
 #: Tasks queued or running per worker; the main process stores results in input order.
