@@ -31,13 +31,12 @@ _PASSTHROUGH = (
     "prompt_tokens", "completion_tokens", "reasoning_tokens", "max_tokens", "temperature", "top_p", "n",
     "logprobs", "top_logprobs", "seed", "reasoning_effort", "stream", "tools_count", "response_tool_calls",
 )  # fmt: skip
-_HASHED = (("api_key", "api_key_hash"), ("end_user", "end_user_hash"), ("ip", "ip_hash"), ("user_agent", "user_agent_hash"))
 _PASSTHROUGH_GET = itemgetter(*_PASSTHROUGH)
-#: Columns normalize_batch derives per event (besides the text measurements), in the order it builds them.
-_DERIVED = (
-    "api_key_hash", "end_user_hash", "ip_hash", "ip_prefix_hash", "user_agent_hash", "account_id", "latency_s", "ttft_s",
-    "n_messages", "n_user_turns", "n_assistant_turns", "has_system", "system_hash", "conversation_hash",
+#: RawEvent fields normalize_batch derives columns from.
+_IDENTITY = (
+    "api_key", "end_user", "ip", "user_agent", "account_id", "ts", "end_ts", "first_token_ts", "messages", "completion_text",
 )  # fmt: skip
+_IDENTITY_GET = itemgetter(*_IDENTITY)
 _EVENT_COLUMNS = frozenset(EVENT_SCHEMA.names)
 
 
@@ -74,33 +73,30 @@ def account_key(account_id: str | None, api_key_hash: int | None, end_user_hash:
 
 def normalize_batch(raw: Sequence[RawEvent], hasher: Hasher, *, keep_text: bool = False) -> NormalizedBatch:
     """Turn reader output into rows of ``EVENT_SCHEMA`` (and ``TEXT_SCHEMA`` when ``keep_text``)."""
-    # Runs once per event: locals and per-row tuples transposed at the end, not a dict of lists per field.
+    # Runs once per event: fields are gathered into columns with C-level getters, the one Python loop
+    # left walks the messages, and every distinct identifier is hashed once (HMAC costs ~3 us a value).
     n = len(raw)
-    hash_ = _memoized(hasher.hash)  # keys, IPs, agents repeat within a batch; HMAC costs ~3 us a value
-    prefix_hash = _memoized(hasher.ip_prefix_hash)
-    passthrough = _PASSTHROUGH_GET
-    pass_rows: list[tuple] = []
-    rows: list[tuple] = []  # one tuple per event, in _DERIVED order
+    try:
+        pass_rows = list(map(_PASSTHROUGH_GET, raw))
+    except KeyError:  # a reader (or caller) that leaves fields out
+        pass_rows = [tuple(map(ev.get, _PASSTHROUGH)) for ev in raw]
+    get_ids = _IDENTITY_GET
+    try:
+        id_rows = list(map(get_ids, raw))
+    except KeyError:
+        id_rows = [tuple(map(ev.get, _IDENTITY)) for ev in raw]
+    api_keys, end_users, ips, agents, account_ids, starts, ends, firsts, messages_col, completions = (
+        list(col) for col in zip(*id_rows)
+    ) if n else ([] for _ in _IDENTITY)
+
     prompts: list[str] = []
     systems: list[str] = []
-    completions: list[str | None] = []
-    add_pass, add_row = pass_rows.append, rows.append
-    add_prompt, add_system, add_completion = prompts.append, systems.append, completions.append
-    for ev in raw:
-        get = ev.get
-        try:
-            add_pass(passthrough(ev))
-        except KeyError:  # a reader (or caller) that leaves fields out
-            add_pass(tuple(map(get, _PASSTHROUGH)))
-        api_key_hash = hash_(get("api_key"))
-        end_user_hash = hash_(get("end_user"))
-        ip = get("ip")
-        account_id = get("account_id")
-        ts, end_ts, first = get("ts"), get("end_ts"), get("first_token_ts")
-
+    shapes: list[tuple] = []  # (n_messages, n_user_turns, n_assistant_turns) per event
+    first_users: list[str | None] = []
+    add_prompt, add_system, add_shape, add_first = prompts.append, systems.append, shapes.append, first_users.append
+    for messages in messages_col:
         user_texts, system_text, n_assistant = [], "", 0
-        messages = get("messages") or []
-        for m in messages:
+        for m in messages or ():
             role = m.get("role")
             if role == "user":
                 content = m.get("content")
@@ -110,32 +106,39 @@ def normalize_batch(raw: Sequence[RawEvent], hasher: Hasher, *, keep_text: bool 
             elif not system_text and role in ("system", "developer"):
                 content = m.get("content")
                 system_text = content if type(content) is str else message_text(content)
-        add_row((
-            api_key_hash,
-            end_user_hash,
-            hash_(ip),
-            prefix_hash(ip),
-            hash_(get("user_agent")),
-            str(account_id) if account_id else account_key(None, api_key_hash, end_user_hash),
-            end_ts - ts if end_ts is not None and ts is not None else None,
-            first - ts if first is not None and ts is not None else None,
-            len(messages),
-            len(user_texts),
-            n_assistant,
-            bool(system_text),
-            hash_("sys:" + system_text[:2000]) if system_text else None,
-            hash_("conv:" + user_texts[0][:500]) if user_texts else None,
-        ))  # fmt: skip
+        add_shape((len(messages) if messages else 0, len(user_texts), n_assistant))
         add_prompt(user_texts[-1] if user_texts else "")
+        add_first(user_texts[0] if user_texts else None)
         add_system(system_text)
-        add_completion(get("completion_text"))
 
+    hash_ = hasher.hash
+    api_key_hash = _hash_each(hash_, api_keys)
+    end_user_hash = _hash_each(hash_, end_users)
     cols: dict[str, Any] = {}
     if n:
         cols.update(zip(_PASSTHROUGH, map(list, zip(*pass_rows))))
-        cols.update(zip(_DERIVED, map(list, zip(*rows))))
+        n_messages, n_user, n_assistant = (list(c) for c in zip(*shapes))
     else:
-        cols.update((name, []) for name in _PASSTHROUGH + _DERIVED)
+        cols.update((name, []) for name in _PASSTHROUGH)
+        n_messages, n_user, n_assistant = [], [], []
+    cols.update(
+        api_key_hash=api_key_hash,
+        end_user_hash=end_user_hash,
+        ip_hash=_hash_each(hash_, ips),
+        ip_prefix_hash=_hash_each(hasher.ip_prefix_hash, ips),
+        user_agent_hash=_hash_each(hash_, agents),
+        account_id=[
+            str(a) if a else account_key(None, k, u) for a, k, u in zip(account_ids, api_key_hash, end_user_hash)
+        ],
+        latency_s=[e - t if e is not None and t is not None else None for t, e in zip(starts, ends)],
+        ttft_s=[f - t if f is not None and t is not None else None for t, f in zip(starts, firsts)],
+        n_messages=n_messages,
+        n_user_turns=n_user,
+        n_assistant_turns=n_assistant,
+        has_system=[bool(x) for x in systems],
+        system_hash=_hash_each(hash_, ["sys:" + x[:2000] if x else None for x in systems]),
+        conversation_hash=_hash_each(hash_, ["conv:" + x[:500] if x is not None else None for x in first_users]),
+    )
     measured = measure_texts(prompts, completions)
     for name, values in measured.items():
         if name in _EVENT_COLUMNS:
@@ -151,22 +154,13 @@ def normalize_batch(raw: Sequence[RawEvent], hasher: Hasher, *, keep_text: bool 
     return NormalizedBatch(events, texts, excerpts)
 
 
-def _memoized(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``fn`` remembering its results for the lifetime of the returned function (one batch)."""
-    memo: dict[Any, Any] = {}
-    get = memo.get
-    missing = object()
-
-    def call(value: Any) -> Any:
-        try:
-            result = get(value, missing)
-        except TypeError:  # unhashable: a caller handing over something odd; hash it as before
-            return fn(value)
-        if result is missing:
-            result = memo[value] = fn(value)
-        return result
-
-    return call
+def _hash_each(fn: Callable[[Any], Any], values: list) -> list:
+    """``[fn(v) for v in values]``, calling ``fn`` once per distinct value (identifiers repeat within a batch)."""
+    try:
+        memo = {v: fn(v) for v in set(values)}
+    except TypeError:  # unhashable: a caller handing over something odd; hash each as it is
+        return [fn(v) for v in values]
+    return list(map(memo.__getitem__, values))
 
 
 class ExcerptKeeper:
