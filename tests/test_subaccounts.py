@@ -1,7 +1,9 @@
-"""End users inside shared accounts: the harvesting share of a reseller is found, genuine end users are not."""
+"""End users inside shared accounts: the harvesting share of a reseller is found, genuine end users are not;
+the sequential test finds it with fewer requests, and its false-alarm bound holds under the null."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from distillguard.detectors.ensemble import Ensemble
@@ -14,7 +16,11 @@ from distillguard.simulate.personas.chat_user import ChatUser
 from distillguard.simulate.personas.hydra_mixed_reseller import HydraMixedReseller
 from distillguard.simulate.personas.reseller import Reseller
 from distillguard.store.duckdb import DuckDBStore
-from distillguard.subaccounts import SubAccountConfig, end_user_evidence, parent_of, score_end_users, sub_account_id
+from distillguard.sequential import HarvestProfile, SequentialTest
+from distillguard.subaccounts import (
+    SubAccountConfig, end_user_evidence, parent_of, score_end_users, sequential_evidence, sub_account_id,
+)  # fmt: skip
+from tests.factories import event_row
 from tests.simulate.conftest import bind
 
 HASHER = Hasher(b"test-secret")
@@ -76,12 +82,15 @@ def test_the_account_alone_does_not_see_the_mixed_share(reseller_store):
 
 def test_small_end_users_and_unshared_accounts_are_not_scored(reseller_store):
     store, frame, model, roles, attackers = reseller_store
-    found = score_end_users(store, frame, model, model.threshold, SubAccountConfig(min_events=10**6))
+    found = score_end_users(store, frame, model, model.threshold, SubAccountConfig(min_events=10**6, sequential=None))
     assert found == []
     found = score_end_users(store, frame, model, model.threshold, SubAccountConfig(min_end_users=10**6))
     assert found == []
+    # below min_events only the sequential test speaks, and only to flag
+    found = score_end_users(store, frame, model, model.threshold, SubAccountConfig(min_events=10**6))
+    assert found and all(f.flagged and f.model_score is None and f.account_id in attackers for f in found)
     found = score_end_users(store, frame, model, model.threshold)
-    assert all(roles[f.account_id] != "chat_user" for f in found) and all(f.n_events >= 50 for f in found)
+    assert all(roles[f.account_id] != "chat_user" for f in found) and all(f.n_events >= 50 or f.flagged for f in found)
 
 
 def test_scan_flags_the_shared_account_with_its_end_users_harvest(reseller_store):
@@ -102,3 +111,186 @@ def test_scan_flags_the_shared_account_with_its_end_users_harvest(reseller_store
     assert genuine and not any(f.flagged or f.flagged_end_users for f in genuine)
     without, _ = score_accounts(frame.copy(), model, model.threshold, store, link=False, end_users=None)
     assert all(not f.flagged_end_users for f in without)
+
+
+# --------------------------------------------------------------------------- the sequential test
+# Small stores built from factory rows: a reseller whose genuine customers chat, follow up and
+# sometimes paste an instruction-set prompt, and campaigns hidden among them at a small share.
+
+T0 = 1_700_000_000.0
+
+
+def _genuine(rng: np.random.Generator, account: str, users: int, n: int, start: int = 0, hours: float = 48.0) -> list[dict]:
+    """A reseller's genuine traffic: Zipf-like end users, 40% follow-ups, mostly short answers,
+    one-shot instruction-set prompts (some answered at length) among the fresh ones."""
+    weights = 1.0 / np.arange(1, users + 1) ** 1.05
+    who = rng.choice(users, size=n, p=weights / weights.sum())
+    rows = []
+    for k, (u, t) in enumerate(zip(who.tolist(), np.sort(rng.uniform(0, hours * 3600, n)).tolist(), strict=True)):
+        follow_up = rng.random() < 0.4
+        one_shot = not follow_up and rng.random() < 0.3
+        long = one_shot and rng.random() < 0.4
+        rows.append(event_row(
+            start + k, account, T0 + t, end_user_hash=1000 + u,
+            n_assistant_turns=int(rng.integers(1, 4)) if follow_up else 0,
+            prompt_tokens=int(rng.integers(300, 900)) if follow_up else int(rng.integers(20, 120)),
+            completion_tokens=int(rng.integers(400, 900)) if long else int(rng.integers(30, 250)),
+            benchmark_name="alpaca_eval" if one_shot and rng.random() < 0.5 else None,
+            completion_has_reasoning=bool(rng.random() < 0.05),
+        ))  # fmt: skip
+    return rows
+
+
+def _harvest(rng: np.random.Generator, account: str, users: list[int], n: int, start: int, hours: float, **shape) -> list[dict]:
+    """A campaign's requests, round-robin over its end-user ids: fresh prompts, long answers (by default)."""
+    rows = []
+    for k, t in enumerate(np.sort(rng.uniform(0, hours * 3600, n)).tolist()):
+        row = {"n_assistant_turns": 0, "prompt_tokens": int(rng.integers(30, 90)), "completion_tokens": int(rng.integers(600, 1400))}
+        row.update(shape)
+        rows.append(event_row(start + k, account, T0 + t, end_user_hash=users[k % len(users)], **row))
+    return rows
+
+
+def _chat_accounts(rng: np.random.Generator, n: int = 12) -> list[dict]:
+    """Ordinary single-user accounts, so the account population has more than the resellers in it."""
+    rows = []
+    for a in range(n):
+        for k in range(30):
+            rows.append(event_row(k, f"chat-{a}", T0 + float(rng.uniform(0, 48 * 3600)), end_user_hash=None,
+                                  n_assistant_turns=int(k % 3), completion_tokens=int(rng.integers(50, 300))))  # fmt: skip
+    return rows
+
+
+def _store(rows: list[dict]):
+    from tests.factories import events_table
+
+    store = DuckDBStore()
+    store.append("events", events_table(rows))
+    frame = compute_account_features(store)
+    model = Ensemble.load()
+    model.fit_population(frame)
+    return store, frame, model
+
+
+CAMPAIGN = [9001, 9002, 9003, 9004]
+
+
+@pytest.fixture(scope="module")
+def small_share_store():
+    """Reseller R: 2,000 genuine requests over 300 end users plus 60 campaign requests (3%) over 4 ids
+    (15 each, under the model path's 50); reseller G: genuine only."""
+    rng = np.random.default_rng(7)
+    rows = _genuine(rng, "R", 300, 2000) + _harvest(rng, "R", CAMPAIGN, 60, start=10_000, hours=48)
+    rows += _genuine(rng, "G", 300, 2000) + _chat_accounts(rng)
+    return _store(rows)
+
+
+def test_a_small_share_campaign_is_flagged_before_its_ids_reach_min_events(small_share_store):
+    store, frame, model = small_share_store
+    before = score_end_users(store, frame, model, model.threshold, SubAccountConfig(sequential=None))
+    assert not any(f.flagged for f in before)  # the model path waits for 50 requests per end user
+    found = score_end_users(store, frame, model, model.threshold)
+    flagged = {(f.account_id, f.end_user) for f in found if f.flagged}
+    assert flagged == {("R", str(u)) for u in CAMPAIGN}
+    for f in found:
+        if f.flagged:
+            assert f.n_events < SubAccountConfig().min_events and f.model_score is None
+            assert f.evidence_nats >= f.evidence_needed and f.score >= 1 - SubAccountConfig().sequential.alpha
+            assert f.evidence[0].detector == "sequential" and "nats" in f.evidence[0].detail
+            assert f.est_exchanges == f.n_events  # every campaign request succeeded
+
+
+def test_the_scan_lifts_the_reseller_through_its_sequentially_flagged_end_users(small_share_store):
+    from distillguard.scan import score_accounts
+
+    store, frame, model = small_share_store
+    findings, _ = score_accounts(frame.copy(), model, model.threshold, store, link=False)
+    by_id = {f.account_id: f for f in findings}
+    assert by_id["R"].flagged and {s["end_user"] for s in by_id["R"].flagged_end_users} == {str(u) for u in CAMPAIGN}
+    assert by_id["R"].est_exchanges == 60  # the campaign's requests, not the reseller's 2,060
+    assert not by_id["G"].flagged and not any(by_id[f"chat-{a}"].flagged for a in range(12))
+
+
+@pytest.mark.parametrize(
+    "habit",
+    [
+        {"completion_tokens": 120},  # an API power user: only fresh prompts, short answers
+        {"completion_tokens": 12, "benchmark_name": "mmlu"},  # an evaluation pipeline: benchmark prompts, short answers
+        {"completion_tokens": 150, "rubric_grading": True},  # an LLM-as-judge pipeline
+        {"n_assistant_turns": 3, "prompt_tokens": 900, "completion_tokens": 1200},  # long chats: long answers in follow-ups
+    ],
+)
+def test_a_genuine_end_user_with_one_habit_on_every_request_drifts_away_from_the_threshold(habit):
+    """Hundreds of requests that all share one benign habit, much commoner in this end user than in
+    the account, give negative evidence: no indicator of the test is a habit on its own."""
+    rng = np.random.default_rng(11)
+    rows = _genuine(rng, "G", 400, 4000) + _harvest(rng, "G", [7777], 400, start=50_000, hours=48, **habit)
+    store, frame, _ = _store(rows + _chat_accounts(rng))
+    ev = sequential_evidence(store, ["G"], SequentialTest())
+    assert not ev["flagged"].any()
+    assert ev.loc["G#eu:7777", "llr"] < 0 and ev.loc["G#eu:7777", "n"] == 400
+
+
+def test_under_the_null_no_unit_crosses_the_threshold():
+    """Ville's bound, checked: 2,000 end users whose requests are drawn from one distribution (the
+    account's own), with harvest indicators at realistic rates, and none is flagged (P <= alpha)."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for k in range(20_000):
+        single = rng.random() < 0.6
+        rows.append(event_row(
+            k, "N", T0 + k * 5.0, end_user_hash=int(rng.integers(0, 2000)), n_assistant_turns=0 if single else 2,
+            prompt_tokens=60, completion_tokens=900 if rng.random() < 0.15 else 100,
+            benchmark_name="gsm8k" if rng.random() < 0.1 else None, completion_has_reasoning=bool(rng.random() < 0.07),
+            reasoning_elicit=bool(rng.random() < 0.01), rubric_grading=bool(rng.random() < 0.005),
+        ))  # fmt: skip
+    store = DuckDBStore()
+    from tests.factories import events_table
+
+    store.append("events", events_table(rows))
+    ev = sequential_evidence(store, ["N"], SequentialTest())
+    assert len(ev) == 2000 and not ev["flagged"].any()
+    assert (ev["needed"] - ev["llr"]).min() > 2.0  # not a near miss either
+
+
+@pytest.mark.parametrize(
+    "shape, profile",
+    [
+        ({}, "answer_harvest"),  # plain: fresh prompts, long answers, nothing from a benchmark
+        ({"reasoning_elicit": True, "completion_tokens": 200}, "reasoning_harvest"),  # traces asked for, answers not long
+    ],
+)
+def test_each_kind_of_campaign_fits_its_own_profile(shape, profile):
+    """Why a mixture of profiles: a reasoning-coercion campaign need not get long answers, a plain
+    answer harvest asks for no reasoning; each is caught by the profile that describes it."""
+    rng = np.random.default_rng(5)
+    rows = _genuine(rng, "R", 300, 2000) + _harvest(rng, "R", CAMPAIGN[:2], 40, start=10_000, hours=48, **shape)
+    store, frame, _ = _store(rows + _chat_accounts(rng))
+    test = SequentialTest()
+    ev = sequential_evidence(store, ["R"], test)
+    campaign = ev.loc[[f"R#eu:{u}" for u in CAMPAIGN[:2]]]
+    assert campaign["flagged"].all() and not ev.drop(campaign.index)["flagged"].any()
+    assert {test.profiles[k].name for k in campaign["profile"]} == {profile}
+
+
+def test_the_evidence_is_a_sum_over_requests_so_their_order_does_not_matter(small_share_store):
+    store, frame, _ = small_share_store
+    rows = store.query("SELECT * FROM events WHERE account_id = 'R'").to_pylist()
+    rng = np.random.default_rng(1)
+    shuffled = [dict(r, ts=t) for r, t in zip(rows, rng.permutation([r["ts"] for r in rows]).tolist(), strict=True)]
+    from tests.factories import events_table
+
+    other = DuckDBStore()
+    other.append("events", events_table(shuffled))
+    a = sequential_evidence(store, ["R"], SequentialTest()).sort_index()
+    b = sequential_evidence(other, ["R"], SequentialTest()).sort_index()
+    assert a.index.equals(b.index) and np.allclose(a["llr"], b["llr"]) and (a["flagged"] == b["flagged"]).all()
+
+
+def test_a_larger_account_asks_for_more_evidence_and_alpha_sets_it():
+    test = SequentialTest(alpha=0.001)
+    assert test.threshold(2000) > test.threshold(20)
+    assert abs(test.threshold(1000) - np.log(1000 / 0.001)) < 1e-9
+    assert SequentialTest(alpha=0.01).threshold(1000) < test.threshold(1000)
+    with pytest.raises(ValueError, match="unknown harvest indicator"):
+        SequentialTest(profiles=(HarvestProfile("x", "x", (("max_tokens", 1.0),)),))

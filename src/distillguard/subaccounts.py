@@ -11,10 +11,24 @@ account's (:func:`distillguard.features.account.account_features_sql` over a vie
 ``account_id`` is ``<account>#eu:<end-user hash>``) and the scan's :class:`Ensemble` scores it
 against the account population.
 
-Three guards keep the many genuine end users of a large reseller from turning into false flags:
+Two ways to be flagged, for two questions:
+
+* **the account model** ("does this end user, over its history, look like a harvesting account?"):
+  a sub-account carrying ``min_events`` requests is scored like an account, with the guards below;
+* **a sequential test** ("is this end user's run of requests already conclusive?"):
+  :mod:`distillguard.sequential` accumulates per-request harvest evidence (fresh prompts answered
+  at many times their length, benchmark prompts and reasoning traces among them, requests to
+  write out reasoning) against the account's own traffic, and flags a unit as soon as the
+  evidence crosses a threshold set by a false-alarm budget (``alpha`` per account, split over its
+  units), whatever its request count.  A campaign spread thin over several end-user ids reaches
+  50 requests per id late (a day and a half at a 5% share); its requests are harvest-shaped from
+  the first one.
+
+Three guards keep the many genuine end users of a large reseller from turning into false flags on
+the model path:
 
 * a sub-account must carry ``min_events`` requests before it is scored: below that its features
-  are too noisy to judge, and the harvest is too small to act on;
+  are too noisy to judge;
 * features that describe the account's place among other accounts (how many accounts share its
   network prefix) keep the parent account's value: a reseller's end users all leave through the
   reseller's servers, which says nothing about any one of them;
@@ -34,15 +48,18 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from distillguard.detectors.ensemble import Ensemble
 from distillguard.features.account import FEATURE_NAMES, account_features_sql
 from distillguard.findings import Evidence
 from distillguard.schema import EVENT_SCHEMA
+from distillguard.sequential import INDICATORS, SequentialTest
 from distillguard.store.base import EventStore
 
 SEPARATOR = "#eu:"
@@ -55,8 +72,9 @@ class SubAccountConfig:
     """When an account counts as shared, and when one of its end users is scored."""
 
     min_end_users: int = 20  # distinct end-user ids that make an account a shared one
-    min_events: int = 50  # requests an end user needs before it is scored
+    min_events: int = 50  # requests an end user needs before the account model scores it
     min_rule_score: float = 0.5  # an explicit rule at least this severe must fire on the end user
+    sequential: SequentialTest | None = SequentialTest()  # per-request evidence test (None: model path only)
 
 
 @dataclass
@@ -65,13 +83,16 @@ class SubAccountFinding:
 
     account_id: str  # the parent account
     end_user: str  # keyed hash of the end-user id (decimal, as stored), or "none"
-    score: float
+    score: float  # the higher of the model's score and the sequential test's (1 - its adjusted p-value bound)
     flagged: bool
     n_events: int
     share: float  # of the parent account's requests
     est_exchanges: int = 0  # successful requests of this end user, when flagged
     est_output_tokens: int = 0
     evidence: list[Evidence] = field(default_factory=list)
+    model_score: float | None = None  # the account model's score (None: fewer than min_events requests)
+    evidence_nats: float | None = None  # the sequential test's log likelihood ratio (None: test off)
+    evidence_needed: float | None = None  # the threshold it had to reach in this account
 
     def explain(self) -> str:
         who = "requests without an end-user id" if self.end_user == "none" else f"end user {self.end_user}"
@@ -83,8 +104,9 @@ class SubAccountFinding:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["score"] = round(float(self.score), 6)
-        d["share"] = round(float(self.share), 6)
+        for k in ("score", "share", "model_score", "evidence_nats", "evidence_needed"):
+            if d[k] is not None:
+                d[k] = round(float(d[k]), 6)
         return d
 
 
@@ -100,10 +122,14 @@ def _events_until(until: float | None) -> str:
     return "events" if until is None else f"(SELECT * FROM events WHERE ts < {float(until)!r})"
 
 
+#: The end user a stored event belongs to, as it appears in sub-account ids.
+_END_USER = "coalesce(CAST(end_user_hash AS VARCHAR), 'none')"
+
+
 def _end_user_view(shared: str, until: float | None = None) -> str:
     """The shared accounts' events, relabelled by end user (portable SQL)."""
     cols = ", ".join(f'"{c}"' for c in EVENT_SCHEMA.names if c != "account_id")
-    label = f"account_id || '{SEPARATOR}' || coalesce(CAST(end_user_hash AS VARCHAR), 'none')"
+    label = f"account_id || '{SEPARATOR}' || {_END_USER}"
     return f"(SELECT {cols}, {label} AS account_id FROM {_events_until(until)} e WHERE account_id IN (SELECT account_id FROM {shared}))"
 
 
@@ -117,9 +143,7 @@ def end_user_features(
     events to ``ts < until``, as for the account frame (replays).  Returns an empty frame when
     there are none.
     """
-    if "distinct_end_users" not in frame or frame.empty:
-        return pd.DataFrame(columns=list(FEATURE_NAMES))
-    shared = frame.index[frame["distinct_end_users"] >= config.min_end_users].astype(str).tolist()
+    shared = shared_accounts(frame, config)
     if not shared:
         return pd.DataFrame(columns=list(FEATURE_NAMES))
     sub = store.query(
@@ -138,39 +162,120 @@ def end_user_features(
     return sub
 
 
+def shared_accounts(frame: pd.DataFrame, config: SubAccountConfig = SubAccountConfig()) -> list[str]:
+    """Accounts of ``frame`` with at least ``config.min_end_users`` distinct end users."""
+    if "distinct_end_users" not in frame or frame.empty:
+        return []
+    return frame.index[frame["distinct_end_users"] >= config.min_end_users].astype(str).tolist()
+
+
+def sequential_evidence(
+    store: EventStore, shared: list[str], test: SequentialTest, *, until: float | None = None
+) -> pd.DataFrame:
+    """The sequential test's evidence for every end user (and id-less group) of the ``shared`` accounts.
+
+    Index: sub-account id; columns as :meth:`SequentialTest.units_sql`, plus ``llr`` (the mixture's
+    evidence, nats), ``profile`` (the best-fitting profile's position), ``needed`` (the threshold
+    in its account) and ``flagged``.  The reference traffic of each unit is its account's
+    requests up to ``until``.
+
+    Example:
+        >>> ev = sequential_evidence(store, ["reseller-1"], SequentialTest())   # doctest: +SKIP
+        >>> ev.loc["reseller-1#eu:-2", ["n", "llr", "needed", "flagged"]]      # doctest: +SKIP
+    """
+    if not shared:
+        return pd.DataFrame(columns=["account_id", "unit", "n", "llr", "profile", "needed", "flagged"])
+    events = f"(SELECT * FROM {_events_until(until)} w WHERE account_id IN (SELECT unnest(?::VARCHAR[])))"
+    units = store.query(test.units_sql(events, _END_USER), [shared]).to_pandas()
+    units.index = pd.Index([f"{a}{SEPARATOR}{u}" for a, u in zip(units["account_id"], units["unit"])], name="sub_account")
+    by_profile = units[[f"llr_{k}" for k in range(len(test.profiles))]].to_numpy(dtype="float64")
+    units["llr"] = test.combine(by_profile)
+    units["profile"] = by_profile.argmax(axis=1) if len(units) else np.zeros(0, dtype=int)
+    units["needed"] = [test.threshold(k) for k in units["n_units"].tolist()]
+    units["flagged"] = units["llr"].to_numpy() >= units["needed"].to_numpy()
+    return units
+
+
+def _sequential_score(llr: float, n_units: int) -> float:
+    """1 - the Bonferroni-adjusted Ville bound on a genuine unit showing ``llr`` nats of evidence."""
+    excess = llr - math.log(max(n_units, 1))
+    return 1.0 - math.exp(-excess) if excess > 0 else 0.0
+
+
+def _sequential_evidence_item(test: SequentialTest, row: pd.Series) -> Evidence:
+    counts = {name: int(row[f"n_{name}"]) for name in INDICATORS}
+    n = int(row["n"])
+    return Evidence(
+        "sequential",
+        "Harvest-shaped requests, one after another",
+        f"{test.describe(counts, n, int(row['profile']))}: {row['llr']:.1f} nats of evidence against the account's own traffic, "
+        f"{row['needed']:.1f} needed among its {int(row['n_units']):,} end users (false-alarm bound {test.alpha:g} per account)",
+        round(_sequential_score(float(row["llr"]), int(row["n_units"])), 4),
+    )
+
+
 def score_end_users(
     store: EventStore, frame: pd.DataFrame, model: Ensemble, threshold: float, config: SubAccountConfig = SubAccountConfig(),
     *, until: float | None = None,
 ) -> list[SubAccountFinding]:
     """Score the end users of shared accounts; flagged ones explain themselves.
 
-    ``model`` must already be fitted on the account population (the scan does this first), so
-    end users are judged against accounts, not against each other.
+    Returned: every end user with ``config.min_events`` requests (scored by the model) and every
+    end user the sequential test flags, whatever its size.  An end user is flagged when the model
+    path (score, rule corroboration) or the sequential test says so.  ``model`` must already be
+    fitted on the account population (the scan does this first), so end users are judged against
+    accounts, not against each other.
+
+    Example:
+        >>> found = score_end_users(store, frame, model, model.threshold)      # doctest: +SKIP
+        >>> [(f.end_user, f.n_events, f.evidence_nats) for f in found if f.flagged][:1]   # doctest: +SKIP
+        [('-2', 14, 17.3)]
     """
+    test = config.sequential
+    seq = sequential_evidence(store, shared_accounts(frame, config), test, until=until) if test is not None else None
     sub = end_user_features(store, frame, config, until=until)
-    if sub.empty:
-        return []
-    per_detector = model.detector_scores(sub)
-    scores, rules = model.combine(per_detector), per_detector["rules"]
-    # column arrays, not a row Series per end user (there can be many thousands)
-    parents = sub["parent_account"].astype(str).tolist()
-    n_events, n_success, output_tokens = (sub[c].to_numpy() for c in ("n_events", "n_success", "output_tokens"))
+    # column arrays and position maps, not a row Series per end user (there can be many thousands)
+    at_model: dict[str, int] = {}
+    if not sub.empty:
+        per_detector = model.detector_scores(sub)
+        scores, rules = model.combine(per_detector), per_detector["rules"]
+        model_flags = (scores >= threshold) & (rules >= config.min_rule_score)
+        at_model = {str(sid): i for i, sid in enumerate(sub.index)}
+        sub_n, sub_success, sub_tokens = (sub[c].to_numpy() for c in ("n_events", "n_success", "output_tokens"))
+    at_seq: dict[str, int] = {}
+    if seq is not None and len(seq):
+        at_seq = {str(sid): i for i, sid in enumerate(seq.index)}
+        llr, needed, n_units, seq_flags = (seq[c].to_numpy() for c in ("llr", "needed", "n_units", "flagged"))
+        seq_n, seq_success, seq_tokens = (seq[c].to_numpy() for c in ("n", "n_success", "output_tokens"))
+    chosen = list(at_model) + [sid for sid, j in at_seq.items() if seq_flags[j] and sid not in at_model]
+    parent_events = frame["n_events"]
     out = []
-    for i, sid in enumerate(sub.index):
-        parent = parents[i]
-        flagged = bool(scores[i] >= threshold and rules[i] >= config.min_rule_score)
+    for sid in chosen:
+        parent, end_user = sid.split(SEPARATOR, 1)
+        i, j = at_model.get(sid), at_seq.get(sid)
+        model_score = float(scores[i]) if i is not None else None
+        seq_score = _sequential_score(float(llr[j]), int(n_units[j])) if j is not None else 0.0
+        by_model = bool(model_flags[i]) if i is not None else False
+        by_test = bool(seq_flags[j]) if j is not None else False
+        n_events = int(sub_n[i]) if i is not None else int(seq_n[j])
         finding = SubAccountFinding(
             account_id=parent,
-            end_user=str(sid).split(SEPARATOR, 1)[1],
-            score=float(scores[i]),
-            flagged=flagged,
-            n_events=int(n_events[i]),
-            share=float(n_events[i]) / max(float(frame.at[parent, "n_events"]), 1.0),
+            end_user=end_user,
+            score=max(model_score or 0.0, seq_score),
+            flagged=by_model or by_test,
+            n_events=n_events,
+            share=n_events / max(float(parent_events.at[parent]), 1.0),
+            model_score=model_score,
+            evidence_nats=float(llr[j]) if j is not None else None,
+            evidence_needed=float(needed[j]) if j is not None else None,
         )
-        if flagged:
-            finding.est_exchanges = int(n_success[i])
-            finding.est_output_tokens = int(output_tokens[i])
-            finding.evidence = model.explain(sub, sid)
+        if finding.flagged:
+            finding.est_exchanges = int(sub_success[i] if i is not None else seq_success[j])
+            finding.est_output_tokens = int(sub_tokens[i] if i is not None else seq_tokens[j])
+            if by_test:
+                finding.evidence.append(_sequential_evidence_item(test, seq.iloc[j]))
+            if i is not None:
+                finding.evidence += model.explain(sub, sid)
         out.append(finding)
     out.sort(key=lambda f: -f.score)
     return out

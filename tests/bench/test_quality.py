@@ -83,7 +83,7 @@ def test_detection_delay_counts_exchanges_before_the_first_flag():
     labels = {"attacker": {"is_attack": True, "campaign_id": "c1"}, "quiet": {"is_attack": False}}
     out = detection_delay(store, _CountingModel(), 0.5, labels, {})
     # the first hourly cut (t0 + 1h) sees 6 events (t0 .. t0+50min): flagged there, 6 harvested before
-    assert out["c1"] == {"exchanges": 60, "harvested_before_flag": 6, "share": 0.1, "detected": True}
+    assert out["c1"] == {"exchanges": 60, "harvested_before_flag": 6, "share": 0.1, "detected": True, "via": "account"}
 
 
 def test_detection_delay_counts_only_the_campaign_share_of_a_mixed_account():
@@ -99,4 +99,40 @@ def test_detection_delay_counts_only_the_campaign_share_of_a_mixed_account():
     campaign_events = {r["event_id"]: "c1" for r in rows[::4]}  # every 4th request is the campaign's
     out = detection_delay(store, _CountingModel(), 0.5, labels, campaign_events)
     # flagged at the first hourly cut, which has seen 6 requests of which 2 (events 0 and 4) are the campaign's
-    assert out["c1"] == {"exchanges": 15, "harvested_before_flag": 2, "share": 2 / 15, "detected": True}
+    assert out["c1"] == {"exchanges": 15, "harvested_before_flag": 2, "share": 2 / 15, "detected": True, "via": "account"}
+
+
+class _BlindModel:
+    """Flags no account: whatever is found, the end-user level found it."""
+
+    def fit_population(self, frame):
+        return self
+
+    def score(self, frame):
+        return np.zeros(len(frame))
+
+
+def test_detection_delay_replays_the_end_users_sequential_test():
+    """A campaign inside a reseller, 3 end-user ids far below the model path's 50 requests each, is
+    flagged in the replay through the sequential test, as the scan would flag it."""
+    from distillguard.store.duckdb import DuckDBStore
+    from distillguard.subaccounts import SubAccountConfig
+    from tests.factories import event_row, events_table
+
+    t0, rng = 1_700_000_000.0, np.random.default_rng(2)
+    rows = []
+    for i in range(1500):  # genuine customers: 300 end users, 5 requests each on average, 40% follow-ups
+        follow = rng.random() < 0.4
+        rows.append(event_row(i, account="reseller", ts=t0 + float(rng.uniform(0, 24 * 3600)), end_user_hash=int(rng.integers(0, 300)),
+                              n_assistant_turns=2 if follow else 0, completion_tokens=int(rng.integers(30, 300))))  # fmt: skip
+    campaign = []
+    for k in range(72):  # 3 per hour over 24 h, round-robin over 3 ids: fresh prompts, long answers
+        campaign.append(event_row(5000 + k, account="reseller", ts=t0 + 600 + 1200 * k, end_user_hash=10_000 + k % 3,
+                                  prompt_tokens=60, completion_tokens=1000))  # fmt: skip
+    store = DuckDBStore(":memory:")
+    store.append("events", events_table(rows + campaign))
+    labels = {"reseller": {"is_attack": True, "campaign_id": "c1"}}
+    out = detection_delay(store, _BlindModel(), 0.5, labels, {r["event_id"]: "c1" for r in campaign})["c1"]
+    assert out["detected"] and out["via"] == "end user (sequential test)"
+    per_id_at_flag = out["harvested_before_flag"] / 3
+    assert per_id_at_flag < SubAccountConfig().min_events and out["share"] < 0.5

@@ -117,7 +117,11 @@ def detection_delay(store, model, threshold: float, labels: dict[str, dict], eve
     """Replay the stored scenario hour by hour; per campaign, exchanges harvested before its first flag.
 
     A campaign's exchanges are its accounts' events, or for accounts that mix campaign and genuine
-    traffic (a reseller), the events the simulator labelled with the campaign.
+    traffic (a reseller), the events the simulator labelled with the campaign.  Each cut is judged
+    as the scan judges (account scores, then end users inside shared accounts with the scan's
+    default :class:`~distillguard.subaccounts.SubAccountConfig`, sequential test included), and
+    ``via`` says which of them flagged the campaign first.  (Linking is not replayed: it only lifts
+    accounts, so the delay measured is an upper bound on the scan's.)
     """
     from distillguard.features.account import compute_account_features
     from distillguard.subaccounts import score_end_users
@@ -137,6 +141,7 @@ def detection_delay(store, model, threshold: float, labels: dict[str, dict], eve
     t0, t1 = float(store.query("SELECT min(ts) AS a FROM events").column(0)[0].as_py()), float(events["ts"].max())
     starts = events.groupby("campaign")["ts"].min()
     detected: dict[str, float] = {}
+    via: dict[str, str] = {}  # how each campaign was first flagged
     for cut in replay_schedule(t0, t1, starts.tolist()):
         # skip an hourly cut that no undetected campaign needs (it is in none's first two days)
         pending = [c for c in accounts_of if c not in detected]
@@ -147,17 +152,23 @@ def detection_delay(store, model, threshold: float, labels: dict[str, dict], eve
             continue
         model.fit_population(frame)
         flagged = set(frame.index[model.score(frame) >= threshold])
-        flagged |= {f.account_id for f in score_end_users(store, frame, model, threshold, until=cut) if f.flagged}
+        through_end_users: dict[str, str] = {}  # account -> how its first flagged end user was found
+        for f in score_end_users(store, frame, model, threshold, until=cut):
+            if f.flagged and f.account_id not in flagged:
+                sequential = f.evidence_nats is not None and f.evidence_nats >= (f.evidence_needed or float("inf"))
+                through_end_users.setdefault(f.account_id, "end user (sequential test)" if sequential else "end user (model)")
         for c, accounts in accounts_of.items():
-            if c not in detected and accounts & flagged:
+            if c not in detected and accounts & (flagged | set(through_end_users)):
                 detected[c] = cut
+                via[c] = "account" if accounts & flagged else through_end_users[min(accounts & set(through_end_users))]
         if len(detected) == len(accounts_of):
             break
     out = {}
     for c, total in totals.items():
         cut = detected.get(c)
         before = int((events.loc[events["campaign"] == c, "ts"] < cut).sum()) if cut is not None else int(total)
-        out[c] = {"exchanges": int(total), "harvested_before_flag": before, "share": before / total, "detected": cut is not None}
+        out[c] = {"exchanges": int(total), "harvested_before_flag": before, "share": before / total, "detected": cut is not None,
+                  "via": via.get(c)}
     return out
 
 
@@ -278,6 +289,9 @@ NATs, resellers) plus the named campaign(s), simulated with a seed the shipped m
 * Campaign recall: a campaign counts as found when at least one of its accounts is flagged.
 * Max harvested before flag: the largest share of a campaign's exchanges made before its first flag,
   replaying the scenario hour by hour through each campaign's first two days (6-hourly otherwise).
+  A campaign mixed into a reseller counts only its own requests, and is flagged through its end
+  users (the account model from 50 requests each, or the sequential test on per-request evidence
+  sooner); `results.json` says, per campaign, which path flagged it first (`via`).
 * Hard-negative FP: the worst flagged share among hard-negative benign personas.
 * Baselines on the same accounts: volume z-score, a gateway rate limit (60 rpm / 2,000 per day),
   PRADA-style query-distance normality, MMD window test on wordllama embeddings.
