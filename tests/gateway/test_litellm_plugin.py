@@ -316,12 +316,25 @@ def test_proxy_shadow_mode_only_logs(proxy):
     assert sent["max_tokens"] == 4000
 
 
-def test_proxy_exchanges_land_in_the_store(proxy):
-    """Last: stops the proxy (its recorder flushes at exit) and reads the store it wrote."""
+def open_store_when_released(path, timeout_s: float = 60.0):
+    """The store, read-only, once the recording worker has let it go."""
     import duckdb
 
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=True)
+        except duckdb.IOException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_proxy_exchanges_land_in_the_store(proxy):
+    """Last: stops the proxy and reads the store.  uvicorn ends the proxy by re-raising SIGTERM, so no
+    exit hook runs: the recording worker sees its pipe close, stores what the WAL holds and exits."""
     proxy["process"].stop()
-    con = duckdb.connect(str(proxy["store"]), read_only=True)
+    con = open_store_when_released(proxy["store"])
     rows = con.execute(
         "SELECT l.http_status, l.actions, l.shadow, l.policy_rule, e.status, e.logprobs, e.n, e.max_tokens, e.account_id "
         "FROM gateway_log l JOIN events e USING (event_id) ORDER BY e.ts"

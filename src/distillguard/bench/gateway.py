@@ -67,6 +67,16 @@ def tree_cpu_s(pid: int) -> float:
     return sum(ticks.values()) / _CLK_TCK
 
 
+def own_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` alone (its threads, not its child processes)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
 @dataclass
 class Server:
     """A server process under test: where to send chat completions, with which headers."""
@@ -79,6 +89,10 @@ class Server:
 
     def cpu_s(self) -> float:
         return tree_cpu_s(self.proc.pid)
+
+    def own_cpu_s(self) -> float:
+        """The serving process alone (distillguard's recording worker is its child process)."""
+        return own_cpu_s(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -236,6 +250,7 @@ def run_load(spec: dict[str, Any], workdir: Path, name: str, watch: tuple[Server
     while not mark.exists() and gen.poll() is None:  # interpreter start and warm-up are not measured
         time.sleep(0.005)
     before = {s.name: s.cpu_s() for s in watch}
+    own_before = {s.name: s.own_cpu_s() for s in watch}
     t0 = time.perf_counter()
     _, err = gen.communicate()
     wall = time.perf_counter() - t0
@@ -245,7 +260,12 @@ def run_load(spec: dict[str, Any], workdir: Path, name: str, watch: tuple[Server
     # the CPU window also holds the generator's exit; scale it to the generator's measured wall time
     scale = min(1.0, raw["wall_s"] / wall) if wall > 0 else 1.0
     raw["cpu_s"] = {s.name: (s.cpu_s() - before[s.name]) * scale for s in watch}
+    raw["own_cpu_s"] = {s.name: (s.own_cpu_s() - own_before[s.name]) * scale for s in watch}
     return raw
+
+
+def _per_request(cpu_s: float, completed: int) -> float | None:
+    return round(1000 * cpu_s / completed, 3) if completed else None
 
 
 def latency_stats(ms: list[float]) -> dict[str, float | None]:
@@ -278,6 +298,9 @@ def measure_open_loop(server: Server, mode: str, rate: float, duration_s: float,
         "latency_ms": latency_stats(raw["latency_ms"]), "ttfb_ms": latency_stats(raw["ttfb_ms"]),
         "generator_lag_p99_ms": latency_stats(raw["send_lag_ms"])["p99"], "status": raw["status"], "errors": raw["errors"],
         "server_cpu_pct": round(100 * raw["cpu_s"][server.name] / wall, 1), "samples_ms": raw["latency_ms"],
+        # CPU per completed request: the server's whole process tree, and its serving process alone
+        "cpu_ms_per_request": _per_request(raw["cpu_s"][server.name], raw["completed"]),
+        "serving_cpu_ms_per_request": _per_request(raw["own_cpu_s"][server.name], raw["completed"]),
     }  # fmt: skip
 
 
@@ -294,6 +317,8 @@ def measure_closed_loop(server: Server, mode: str, concurrency: int, duration_s:
     return {
         "concurrency": concurrency, "rps": round(raw["completed"] / wall, 1), "status": raw["status"], "errors": raw["errors"],
         "server_cpu_s": round(cpu, 2), "server_cores_used": round(cpu / wall, 2),
+        "cpu_ms_per_request": _per_request(cpu, raw["completed"]),
+        "serving_cpu_ms_per_request": _per_request(raw["own_cpu_s"][server.name], raw["completed"]),
         "rps_per_core": round(raw["completed"] / cpu, 1) if cpu > 0 else None,
         "upstream_cpu_s": round(up_cpu, 2) if up_cpu is not None else None,
         "latency_ms": latency_stats(raw["latency_ms"]),
@@ -542,8 +567,9 @@ def markdown_table(results: dict[str, Any]) -> str:
         f"Load average {results['machine']['load_avg_start']} at start, {results['machine'].get('load_avg_end')} at end, "
         f"{results['machine']['cpus']} CPUs.",
         "",
-        "| mode | target | p50 | p90 | p99 | added p50 | added p99 | achieved req/s | server CPU % | max req/s | server cores used | req per CPU-s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| mode | target | p50 | p90 | p99 | added p50 | added p99 | achieved req/s | server CPU % | CPU ms/req (serving) "
+        "| max req/s | server cores used | req per CPU-s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode, legs in results["latency"].items():
         for name, leg in legs.items():
@@ -552,17 +578,19 @@ def markdown_table(results: dict[str, Any]) -> str:
             thr = results["throughput"].get(mode, {}).get(name, {})
             lines.append(
                 f"| {mode} | {name} | {_f(lat['p50'])} | {_f(lat['p90'])} | {_f(lat['p99'])} | {_f(added.get('p50'))} | {_f(added.get('p99'))} "
-                f"| {_f(leg['achieved_rps'], 0)} | {_f(leg['server_cpu_pct'], 0)} | {_f(thr.get('rps'), 0)} | {_f(thr.get('server_cores_used'), 2)} "
+                f"| {_f(leg['achieved_rps'], 0)} | {_f(leg['server_cpu_pct'], 0)} | {_cpu_per_request(leg)} | {_f(thr.get('rps'), 0)} "
+                f"| {_f(thr.get('server_cores_used'), 2)} "
                 f"| {_f(thr.get('rps_per_core'), 0)} |"
             )
     if results.get("latency_low_rate"):
         lines += ["", f"The same at {s['low_rate']:g} requests/s (overhead without saturation):", "",
-                  "| mode | target | p50 | p90 | p99 | added p50 | added p99 | server CPU % |", "|---|---|---|---|---|---|---|---|"]
+                  "| mode | target | p50 | p90 | p99 | added p50 | added p99 | server CPU % | CPU ms/req (serving) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for mode, legs in results["latency_low_rate"].items():
             for name, leg in legs.items():
                 lat, added = leg["latency_ms"], results.get("added_latency_ms_low_rate", {}).get(mode, {}).get(name, {})
                 lines.append(f"| {mode} | {name} | {_f(lat['p50'])} | {_f(lat['p90'])} | {_f(lat['p99'])} | {_f(added.get('p50'))} "
-                             f"| {_f(added.get('p99'))} | {_f(leg['server_cpu_pct'], 0)} |")  # fmt: skip
+                             f"| {_f(added.get('p99'))} | {_f(leg['server_cpu_pct'], 0)} | {_cpu_per_request(leg)} |")  # fmt: skip
     ratio = results.get("throughput_ratio_per_core") or {}
     if any(v is not None for v in ratio.values()):
         lines += ["", "distillguard / LiteLLM throughput per CPU-second: " + ", ".join(f"{m} {_f(v, 2)}x" for m, v in ratio.items())]
@@ -596,6 +624,12 @@ def markdown_table(results: dict[str, Any]) -> str:
     for note in results.get("notes", []):
         lines += ["", f"Note: {note}"]
     return "\n".join(lines) + "\n"
+
+
+def _cpu_per_request(leg: dict[str, Any]) -> str:
+    """``0.52 (0.41)``: ms of CPU per request, the whole process tree and (its serving process alone)."""
+    total, serving = leg.get("cpu_ms_per_request"), leg.get("serving_cpu_ms_per_request")
+    return f"{_f(total, 3)} ({_f(serving, 3)})"
 
 
 def _f(value: Any, digits: int = 2) -> str:

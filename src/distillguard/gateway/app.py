@@ -494,6 +494,7 @@ class GatewayApp:
         status = 504 if err.kind == "timeout" else 502
         code = "upstream_timeout" if status == 504 else "upstream_unavailable"
         msg = "The upstream model API did not answer in time." if status == 504 else f"The upstream model API failed: {err.detail}"
+        log.warning("upstream %s on %s (event %s): %s", err.kind, ex.extra["endpoint"], ex.event["event_id"], err.detail)
         self.metrics.timing(ex.extra["endpoint"], time.perf_counter() - t_up, time.perf_counter() - t_up)
         await self._refuse(send, ex, status, openai_error(msg, "upstream_error", code), code)
 
@@ -524,7 +525,7 @@ class GatewayApp:
         self._record(ex)
         self.metrics.request(path, resp.status)
         self.metrics.timing(path, up_s, time.perf_counter() - t0)
-        await _respond(send, resp.status, payload, resp.content_type.encode("latin-1"), ev["event_id"])
+        await _respond(send, resp.status, payload, resp.content_type, ev["event_id"])
 
     async def _forward_stream(self, send, ex: _Exchange, path: str, forward: bytes, withhold: bool, t0: float) -> None:
         t_up = time.perf_counter()
@@ -532,7 +533,7 @@ class GatewayApp:
             resp = await self.upstream.send("POST", path, forward)
         except UpstreamError as err:
             return await self._upstream_failed(send, ex, err, t_up)
-        if resp.status >= 400 or not resp.content_type.startswith("text/event-stream"):
+        if resp.status >= 400 or not resp.content_type.startswith(_SSE):
             # an error (or an upstream that ignored stream=true): pass the whole body through as JSON
             try:
                 payload = await resp.read()
@@ -547,7 +548,7 @@ class GatewayApp:
             self._record(ex)
             self.metrics.request(path, resp.status)
             self.metrics.timing(path, time.perf_counter() - t_up, time.perf_counter() - t0)
-            return await _respond(send, resp.status, payload, resp.content_type.encode("latin-1"), ev["event_id"])
+            return await _respond(send, resp.status, payload, resp.content_type, ev["event_id"])
 
         ev = ex.event
         acc = StreamAccumulator(path, withhold)
@@ -616,7 +617,7 @@ class GatewayApp:
             self.metrics.request("/v1/models", status)
             return await _respond(send, status, openai_error(f"upstream {err.kind}: {err.detail}", "upstream_error", "upstream_" + err.kind))
         self.metrics.request("/v1/models", resp.status)
-        await _respond(send, resp.status, payload, resp.content_type.encode("latin-1"))
+        await _respond(send, resp.status, payload, resp.content_type)
 
     async def _admin(self, scope, receive, send, path: str) -> None:
         body = b""
@@ -702,7 +703,7 @@ def create_app(
         keys = KeyTable.from_file(config.keys_file, hasher)
     upstream = upstream or Upstream(
         config.upstream_url, config.upstream_key(), connect_timeout_s=config.connect_timeout_s,
-        read_timeout_s=config.read_timeout_s, connections=config.upstream_connections,
+        read_timeout_s=config.read_timeout_s, connections=config.upstream_connections, keepalive_s=config.upstream_keepalive_s,
     )  # fmt: skip
     metrics = metrics or GatewayMetrics()
     if hasattr(recorder, "pending") and hasattr(recorder, "lag_s"):
@@ -716,7 +717,7 @@ def build_gateway(config: GatewayConfig) -> tuple[GatewayApp, Recorder, Enforcer
     The enforcer is :func:`distillguard.gateway.enforcement.build_enforcer` (policy,
     online scoring, Redis state per ``config``).
     """
-    from distillguard.gateway.recorder import open_recording
+    from distillguard.gateway.recording import open_recording
 
     hasher, enforcer, recorder, close = open_recording(config)
     try:
@@ -731,15 +732,21 @@ def build_gateway(config: GatewayConfig) -> tuple[GatewayApp, Recorder, Enforcer
 
 def serve(config: GatewayConfig) -> None:
     """Run the gateway with uvicorn (uvloop, httptools) until interrupted; flush the recorder on the way out."""
+    import gc
     import sys
 
     import uvicorn
 
     app, _, _ = build_gateway(config)
-    # The recorder thread normalizes in Python; a shorter GIL switch interval keeps it from
-    # holding the event loop up to the default 5 ms (the p99 budget).
+    # A thread that wants the GIL (the recording supervisor, an in-process recorder) gets it within
+    # 0.5 ms instead of the default 5 ms (the p99 budget).
     sys.setswitchinterval(0.0005)
-    # The app's lifespan shutdown closes the recorder (stores what is queued), the enforcer and the store.
+    # Everything built so far lives as long as the process: out of the collector's sight, a full
+    # collection scans only what requests allocate (it scanned ~180k start-up objects, 110-180 ms
+    # with the event loop stopped: the p99 tail at 500 requests/s).
+    gc.collect()
+    gc.freeze()
+    # The app's lifespan shutdown closes the recorder (the worker stores what is written), the enforcer.
     # proxy_headers off: the client IP comes from X-Forwarded-For only when trust_forwarded_for says
     # so (the app reads it); uvicorn's middleware would also rewrite it for local peers, per request.
     uvicorn.run(app, host=config.host, port=config.port, loop="uvloop", http="httptools", lifespan="on",

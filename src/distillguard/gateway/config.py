@@ -41,6 +41,9 @@ class GatewayConfig:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 120.0  # longest silence from upstream (between stream chunks too) before 504
     upstream_connections: int = 256  # pooled keep-alive connections to the upstream
+    # an idle upstream connection is closed after this: below the upstream's own keep-alive timeout
+    # (uvicorn 5 s, nginx 75 s), or a request may go out on a connection the upstream is closing (502)
+    upstream_keepalive_s: float = 4.0
     admin_token_env: str | None = "DISTILLGUARD_ADMIN_TOKEN"  # unset env var -> admin API disabled
     trust_forwarded_for: bool = False  # take the client IP from X-Forwarded-For (behind a trusted LB only)
     # recorder (durability: see docs/gateway.md)
@@ -49,6 +52,10 @@ class GatewayConfig:
     flush_interval_s: float = 1.0
     flush_batch: int = 1024
     wal_segment_bytes: int = 16 * 1024 * 1024
+    # normalization, the store and online scoring run in a child process (the recording worker) that
+    # tails the WAL, so they never hold the serving process's GIL; false: threads of the serving process
+    recorder_process: bool = True
+    worker_nice: int = 10  # the worker's nice increment: under CPU contention the proxy goes first
     # enforcement (read by distillguard.gateway.enforcement.build_enforcer)
     policy_path: str | None = None
     redis_url: str | None = None

@@ -28,18 +28,20 @@ import math
 import time
 from collections import Counter, deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from distillguard.errors import ConfigError
 from distillguard.gateway.buckets import BucketSpec
-from distillguard.gateway.online import OnlineScorer
 from distillguard.gateway.policy import Policy, PolicyRule, PolicyWatcher
 from distillguard.gateway.risk import RiskView, risk_view
 from distillguard.gateway.state import CLUSTER, OVERRIDE, State, open_state
 from distillguard.gateway.state.base import AccountView
 from distillguard.gateway.types import Action, Decision, Enforcer, EnforcerAdmin, RequestInfo
+
+if TYPE_CHECKING:  # the scorer (DuckDB, pandas, the detectors) loads only where it runs
+    from distillguard.gateway.online import OnlineScorer
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,11 @@ class PolicyEnforcer(Enforcer, EnforcerAdmin):
         else:
             self._fixed, self.watcher = None, policy if isinstance(policy, PolicyWatcher) else PolicyWatcher(policy)
         self.state = state or open_state(None)
-        self.scorer = scorer if scorer is not None else (OnlineScorer(self.state.risk) if online else None)
+        if scorer is None and online:
+            from distillguard.gateway.online import OnlineScorer
+
+            scorer = OnlineScorer(self.state.risk)
+        self.scorer = scorer
         self.cache_ttl_s = cache_ttl_s if cache_ttl_s is not None else (1.0 if self.state.shared else 0.0)
         self._cache: dict[str, tuple[float, AccountView]] = {}
         self._log: deque[tuple[float, Decision]] = deque(maxlen=decision_log_size)
@@ -262,43 +268,65 @@ ENFORCER_OPTIONS: dict[str, Any] = {
 }
 
 
-def build_enforcer(config: Any = None, **overrides: Any) -> PolicyEnforcer:
-    """The enforcer the ``serve`` command runs, from a GatewayConfig-like object and/or keywords.
+def enforcer_options(config: Any = None, **overrides: Any) -> dict[str, Any]:
+    """Every option of :data:`ENFORCER_OPTIONS`, from a GatewayConfig-like object and/or keywords.
 
     Reads the attributes named in :data:`ENFORCER_OPTIONS` from ``config`` (missing ones take the
-    defaults there); keywords override them.  Loads ``decisions_from`` into the state at start.
+    defaults there); keywords override them; an unknown keyword is a ConfigError.
+
+    Example:
+        >>> enforcer_options(online=False)["online"], enforcer_options()["rescore_interval_s"]
+        (False, 10.0)
+    """
+    unknown = set(overrides) - set(ENFORCER_OPTIONS)
+    if unknown:
+        raise ConfigError(f"unknown enforcer option(s): {', '.join(sorted(unknown))}; expected {', '.join(ENFORCER_OPTIONS)}")
+    return {name: overrides[name] if name in overrides else getattr(config, name, default) for name, default in ENFORCER_OPTIONS.items()}
+
+
+def build_scorer(risk: Any, options: dict[str, Any]) -> OnlineScorer | None:
+    """The online scorer the options describe, writing to ``risk`` (None when ``online`` is off).
+
+    The serving process's enforcer builds it in process; the recording worker
+    (:mod:`distillguard.gateway.worker`) builds it beside the store it feeds.
+    """
+    if not options["online"]:
+        return None
+    from distillguard.gateway.online import OnlineScorer
+
+    return OnlineScorer(
+        risk, model_path=options["model_path"], threshold=options["threshold"], window_s=float(options["window_s"]),
+        max_events=int(options["max_window_events"]), rescore_interval_s=float(options["rescore_interval_s"]),
+        min_rescore_interval_s=float(options["min_rescore_interval_s"]), link_interval_s=options["link_interval_s"],
+    )  # fmt: skip
+
+
+def build_enforcer(config: Any = None, *, scorer_in_process: bool = True, **overrides: Any) -> PolicyEnforcer:
+    """The enforcer the ``serve`` command runs, from a GatewayConfig-like object and/or keywords
+    (:func:`enforcer_options`).  Loads ``decisions_from`` into the state at start.
+
+    ``scorer_in_process=False``: no online scorer in this process even when ``online`` is on (the
+    recording worker runs it and sends its risk records back; see
+    :class:`~distillguard.gateway.process_recorder.ProcessRecorder`).
 
     Example:
         >>> e = build_enforcer(online=False)
         >>> e.policy.mode
         'enforce'
     """
-    unknown = set(overrides) - set(ENFORCER_OPTIONS)
-    if unknown:
-        raise ConfigError(f"unknown enforcer option(s): {', '.join(sorted(unknown))}; expected {', '.join(ENFORCER_OPTIONS)}")
-
-    def opt(name: str) -> Any:
-        return overrides[name] if name in overrides else getattr(config, name, ENFORCER_OPTIONS[name])
-
-    state = open_state(opt("redis_url"), prefix=opt("redis_prefix"))
+    options = enforcer_options(config, **overrides)
+    state = open_state(options["redis_url"], prefix=options["redis_prefix"])
     try:
-        watcher = PolicyWatcher(opt("policy_path"), check_interval_s=float(opt("policy_check_interval_s")))
-        scan_dir = opt("decisions_dir") or opt("decisions_from")
+        watcher = PolicyWatcher(options["policy_path"], check_interval_s=float(options["policy_check_interval_s"]))
+        scan_dir = options["decisions_dir"] or options["decisions_from"]
         if scan_dir:
             from distillguard.gateway.decisions import load_scan_decisions
 
             loaded = load_scan_decisions(scan_dir, state.risk)
             log.info("loaded scan decisions from %s: %d accounts (%d flagged), %d clusters (%d flagged)",
                      loaded.scan_dir, loaded.n_accounts, loaded.n_flagged_accounts, loaded.n_clusters, loaded.n_flagged_clusters)  # fmt: skip
-        scorer = None
-        if opt("online"):
-            scorer = OnlineScorer(
-                state.risk, model_path=opt("model_path"), threshold=opt("threshold"), window_s=float(opt("window_s")),
-                max_events=int(opt("max_window_events")), rescore_interval_s=float(opt("rescore_interval_s")),
-                min_rescore_interval_s=float(opt("min_rescore_interval_s")),
-                link_interval_s=opt("link_interval_s"),
-            )  # fmt: skip
-        return PolicyEnforcer(watcher, state, scorer, online=bool(opt("online")), cache_ttl_s=opt("cache_ttl_s"))
+        scorer = build_scorer(state.risk, options) if scorer_in_process else None
+        return PolicyEnforcer(watcher, state, scorer, online=scorer is not None, cache_ttl_s=options["cache_ttl_s"])
     except BaseException:
         state.close()
         raise

@@ -121,7 +121,7 @@ class PluginRuntime:
         does the proxying, the keys and the upstream.
         """
         from distillguard.gateway.config import GatewayConfig
-        from distillguard.gateway.recorder import open_recording
+        from distillguard.gateway.recording import open_recording
 
         hasher, enforcer, recorder, close = open_recording(GatewayConfig.from_file(path))
         return cls(enforcer=enforcer, recorder=recorder, hasher=hasher, close=close)

@@ -1,14 +1,16 @@
-"""Durable recording of gateway exchanges: write-ahead file first, DuckDB store in batches.
+"""Durable recording in the serving process: write-ahead file first, DuckDB store in batches from a thread.
+
+This is the in-process recorder (``recorder_process: false``, and embedding in
+tests); ``serve`` and the LiteLLM plugin record through
+:class:`~distillguard.gateway.process_recorder.ProcessRecorder` by default, which
+keeps the same write-ahead file and does the storing below in a worker process.
 
 ``record()`` (on the request path) serializes the exchange, appends it to the
 write-ahead file with one ``write(2)`` and queues it in memory; nothing else.
-A background thread takes queued records in batches, normalizes them with the
-batch scan's :func:`~distillguard.normalize.normalize_batch`, appends them to
-the :class:`~distillguard.store.duckdb.DuckDBStore` (``events``, ``texts`` with
-``keep_text``, ``samples``, and ``gateway_log``: endpoint, HTTP status, error
-and decision per exchange), feeds the stored rows to ``enforcer.observe``, and
-only then tells the WAL those records are committed, so a segment is deleted
-only once every record in it is in the store.
+A background thread takes queued records in batches and hands them to a
+:class:`~distillguard.gateway.sink.StoreSink` (normalize, store in one DuckDB
+transaction, ``enforcer.observe``), and only then tells the WAL those records
+are committed, so a segment is deleted only once every record in it is in the store.
 
 When a record is durable:
 
@@ -43,64 +45,21 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from distillguard.gateway.sink import GATEWAY_LOG_SCHEMA, StoreSink, log_row
 from distillguard.gateway.types import Enforcer, Recorder
 from distillguard.gateway.wal import WriteAheadLog, read_segment
-from distillguard.normalize import ExcerptKeeper, normalize_batch
 from distillguard.privacy import Hasher
-from distillguard.schema import SAMPLE_SCHEMA, RawEvent
-from distillguard.store.duckdb import TABLES, DuckDBStore
+from distillguard.schema import RawEvent
+from distillguard.store.duckdb import DuckDBStore
+
+__all__ = ["GATEWAY_LOG_SCHEMA", "WALRecorder", "build_recorder", "log_row"]
 
 log = logging.getLogger("distillguard.gateway.recorder")
-
-#: One row per recorded exchange: what the event schema has no column for.
-GATEWAY_LOG_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("ts", pa.float64()),
-        ("account_id", pa.string()),
-        ("endpoint", pa.string()),
-        ("http_status", pa.int64()),
-        ("error", pa.string()),  # e.g. upstream_timeout, client_disconnected, invalid_json
-        ("actions", pa.string()),  # comma-separated Action values of the decision
-        ("shadow", pa.bool_()),
-        ("reason", pa.string()),
-        ("policy_rule", pa.string()),
-        ("score", pa.float64()),
-        ("cluster_id", pa.string()),
-    ]
-)
-_LOG_DDL = (
-    "CREATE TABLE IF NOT EXISTS gateway_log (event_id VARCHAR PRIMARY KEY, ts DOUBLE, account_id VARCHAR, "
-    "endpoint VARCHAR, http_status BIGINT, error VARCHAR, actions VARCHAR, shadow BOOLEAN, reason VARCHAR, "
-    "policy_rule VARCHAR, score DOUBLE, cluster_id VARCHAR)"
-)
-
-
-def log_row(event: RawEvent, extra: dict[str, Any]) -> dict[str, Any]:
-    """The ``gateway_log`` row of one recorded exchange (``extra`` as given to ``record``)."""
-    decision = extra.get("decision") or {}
-    return {
-        "event_id": event.get("event_id"),
-        "ts": event.get("ts"),
-        "account_id": event.get("account_id"),
-        "endpoint": extra.get("endpoint"),
-        "http_status": extra.get("http_status"),
-        "error": extra.get("error"),
-        "actions": ",".join(decision.get("actions") or ()) or None,
-        "shadow": decision.get("shadow"),
-        "reason": decision.get("reason") or None,
-        "policy_rule": decision.get("policy_rule"),
-        "score": decision.get("score"),
-        "cluster_id": decision.get("cluster_id"),
-    }
 
 
 class WALRecorder(Recorder):
@@ -133,11 +92,10 @@ class WALRecorder(Recorder):
         self._wake = threading.Event()
         self._stop = False
         self._thread: threading.Thread | None = None
-        self._keeper = ExcerptKeeper(excerpts_per_account)
-        self._rejected_path = Path(wal_dir) / "rejected.jsonl"
-        self.stored_total = 0  # records committed to the store since start (replay included)
-        self.last_flush_s = 0.0  # duration of the last store flush
-        self.store.con.execute(_LOG_DDL).fetchall()
+        self.sink = StoreSink(
+            store, hasher, keep_text=keep_text, observe=enforcer.observe if enforcer is not None else None,
+            rejected_path=Path(wal_dir) / "rejected.jsonl", excerpts_per_account=excerpts_per_account,
+        )  # fmt: skip
 
     @classmethod
     def from_config(cls, config: Any, hasher: Hasher, enforcer: Enforcer | None = None) -> WALRecorder:
@@ -262,88 +220,23 @@ class WALRecorder(Recorder):
                 per_segment[seq] = per_segment.get(seq, 0) + 1
             self.wal.committed(per_segment)
 
-    def _store_batch(self, items: Sequence[tuple[RawEvent, dict[str, Any]]], *, replay: bool = False) -> None:
-        if not items:
-            return
-        t0 = time.perf_counter()
-        events = [ev for ev, _ in items]
-        try:
-            batch = normalize_batch(events, self.hasher, keep_text=self.keep_text)
-        except Exception:
-            items = self._reject_unusable(items)
-            if not items:
-                return
-            events = [ev for ev, _ in items]
-            batch = normalize_batch(events, self.hasher, keep_text=self.keep_text)
-        new_ids = self._unstored_ids(batch.events) if replay else None
-        self._keeper.offer(batch.excerpts)
-        samples = self._keeper.drain()
-        log_rows = pa.Table.from_pylist([log_row(ev, x) for ev, x in items], schema=GATEWAY_LOG_SCHEMA)
-        con = self.store.con
-        # one transaction per batch: DuckDB's cost is per statement commit (~10 ms here), not per row
-        con.execute("BEGIN TRANSACTION").fetchall()
-        try:
-            self._insert("events", batch.events)
-            if batch.texts is not None:
-                self._insert("texts", batch.texts)
-            if samples:
-                self._insert("samples", pa.Table.from_pylist(samples, schema=SAMPLE_SCHEMA))
-            self._insert("gateway_log", log_rows)
-            con.execute("COMMIT").fetchall()
-        except BaseException:
-            con.execute("ROLLBACK").fetchall()
-            raise
-        self.stored_total += len(items)
-        self.last_flush_s = time.perf_counter() - t0
-        if self.enforcer is not None:
-            observed = batch.events
-            if new_ids is not None:  # replay: only what the enforcer has not seen before the restart
-                observed = observed.filter(pc.is_in(observed.column("event_id"), value_set=new_ids))
-            try:
-                if observed.num_rows:
-                    self.enforcer.observe(observed)
-            except Exception:
-                log.exception("enforcer.observe failed on %d events", observed.num_rows)
+    def _store_batch(self, items, *, replay: bool = False) -> None:
+        self.sink.write(items, replay=replay)
 
-    def _unstored_ids(self, events: pa.Table) -> pa.Array:
-        con = self.store.con
-        con.register("_replay_ids", events.select(["event_id"]))
-        try:
-            stored = {r[0] for r in con.execute("SELECT event_id FROM events JOIN _replay_ids USING (event_id)").fetchall()}
-        finally:
-            con.unregister("_replay_ids")
-        return pa.array([i for i in events.column("event_id").to_pylist() if i not in stored], pa.string())
+    @property
+    def stored_total(self) -> int:
+        """Records committed to the store since start (replay included)."""
+        return self.sink.stored_total
 
-    def _insert(self, table: str, rows: pa.Table) -> None:
-        """``INSERT ... ON CONFLICT DO NOTHING`` (event_id is every table's key), without the row counts
-        :meth:`DuckDBStore.append` runs around it."""
-        if rows.num_rows == 0:
-            return
-        schema = GATEWAY_LOG_SCHEMA if table == "gateway_log" else TABLES[table][0]
-        con = self.store.con
-        con.register("_recorded", rows.select(schema.names).cast(schema))
-        try:
-            con.execute(f"INSERT INTO {table} SELECT * FROM _recorded ON CONFLICT DO NOTHING").fetchall()
-        finally:
-            con.unregister("_recorded")
-
-    def _reject_unusable(self, items: Sequence[tuple[RawEvent, dict[str, Any]]]) -> list[tuple[RawEvent, dict[str, Any]]]:
-        """Set aside the records normalization cannot take (to ``rejected.jsonl``), keep the rest."""
-        good = []
-        with open(self._rejected_path, "ab") as f:
-            for ev, x in items:
-                try:
-                    normalize_batch([ev], self.hasher)
-                    good.append((ev, x))
-                except Exception as exc:
-                    log.error("write-ahead record %s cannot be normalized (%r); set aside", ev.get("event_id"), exc)
-                    f.write(orjson.dumps({"e": ev, "x": x, "reason": repr(exc)}) + b"\n")
-        return good
+    @property
+    def last_flush_s(self) -> float:
+        """Duration of the last store flush."""
+        return self.sink.last_store_s
 
 
 def build_recorder(config: Any, hasher: Hasher, enforcer: Enforcer | None = None) -> WALRecorder:
-    """The started recorder ``serve`` and the LiteLLM plugin run: :meth:`WALRecorder.from_config`, then
-    :meth:`~WALRecorder.start` (the previous run's WAL replayed); the store is closed if that fails."""
+    """The started in-process recorder (``recorder_process: false``): :meth:`WALRecorder.from_config`,
+    then :meth:`~WALRecorder.start` (the previous run's WAL replayed); the store is closed if that fails."""
     recorder = WALRecorder.from_config(config, hasher, enforcer)
     try:
         replayed = recorder.start()
@@ -353,29 +246,3 @@ def build_recorder(config: Any, hasher: Hasher, enforcer: Enforcer | None = None
     if replayed:
         log.warning("replayed %d write-ahead records left by the previous run", replayed)
     return recorder
-
-
-def open_recording(config: Any) -> tuple[Hasher, Enforcer, WALRecorder, Callable[[], None]]:
-    """What ``serve`` and the LiteLLM plugin both start from a gateway config: the deployment's
-    hasher, the enforcer (:func:`distillguard.gateway.enforcement.build_enforcer`), the started
-    recorder, and the function that shuts the three down in order (store what is queued, stop the
-    enforcer, close the store).  The enforcer is closed again if the recorder cannot start.
-    """
-    from distillguard.gateway.enforcement import build_enforcer
-
-    hasher = Hasher.from_config(config.secret_file)
-    if hasher.is_demo:
-        log.warning("no hashing secret configured ($DISTILLGUARD_SECRET or secret_file): using the demo secret")
-    enforcer = build_enforcer(config)
-    try:
-        recorder = build_recorder(config, hasher, enforcer)
-    except BaseException:
-        enforcer.close()
-        raise
-
-    def close() -> None:
-        recorder.close()
-        enforcer.close()
-        recorder.store.close()
-
-    return hasher, enforcer, recorder, close

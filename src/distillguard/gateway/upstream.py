@@ -1,12 +1,14 @@
-"""The upstream client: one pooled aiohttp session to the OpenAI-compatible upstream.
+"""The upstream client: pooled keep-alive HTTP/1.1 connections to the OpenAI-compatible upstream.
 
-aiohttp rather than httpx: 2,000 sequential requests to the fake upstream on
-this machine cost ~145 µs of CPU each through a pooled aiohttp session and
-~630-710 µs through httpx.AsyncClient, and this client is most of what the
-proxy adds per request.
+Built on :class:`~distillguard.gateway.http1.HTTP1Client` (httptools, the
+parser uvicorn uses) rather than aiohttp or httpx: this client is most of what
+the proxy adds per request besides the server itself, and it was measured side
+by side on this machine (``docs/performance.md``, Gateway): sequential requests
+to the fake upstream cost ~150 µs of CPU each through a pooled aiohttp session,
+~630-710 µs through httpx.AsyncClient, and ~45 µs through this client.
 
 The client's own ``Authorization`` header is never forwarded; the upstream key
-(server-side configuration) is sent instead.  Failures are mapped to one
+(server-side configuration) is sent instead.  Failures are one
 :class:`UpstreamError` with a ``kind`` the proxy turns into a status:
 ``timeout`` → 504, ``unreachable`` → 502, ``dropped`` (connection lost while
 reading the body) → 502, or an SSE error event mid-stream.
@@ -19,63 +21,47 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
-import aiohttp
+from distillguard.gateway.http1 import HTTP1Client, Response
+from distillguard.gateway.http1 import HTTPError as UpstreamError
 
-#: What the proxy forwards upstream besides the body: nothing that identifies the client.
-_JSON = "application/json"
+__all__ = ["Upstream", "UpstreamError", "UpstreamResponse"]
 
-
-class UpstreamError(Exception):
-    """The upstream could not be reached, was too slow, or dropped the connection."""
-
-    def __init__(self, kind: str, detail: str):
-        super().__init__(f"upstream {kind}: {detail}")
-        self.kind, self.detail = kind, detail
+_JSON = b"application/json"
 
 
 class UpstreamResponse:
-    """A response whose headers have arrived; read the body with :meth:`read` or :meth:`chunks`."""
+    """A response whose headers have arrived; read the body with :meth:`read` or :meth:`chunks`.
+
+    ``content_type`` is the raw header value (bytes), ``application/json`` when the upstream sent none.
+    """
 
     __slots__ = ("_resp", "status", "content_type")
 
-    def __init__(self, resp: aiohttp.ClientResponse):
+    def __init__(self, resp: Response):
         self._resp = resp
         self.status = resp.status
-        self.content_type = resp.headers.get("Content-Type", _JSON)
+        self.content_type = resp.content_type or _JSON
 
     async def read(self) -> bytes:
-        try:
-            return await self._resp.read()
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise UpstreamError("timeout", "no response body within the read timeout") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError("dropped", str(exc) or type(exc).__name__) from exc
-        finally:
-            self._resp.release()
+        return await self._resp.read()
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives (for SSE)."""
-        try:
-            async for chunk in self._resp.content.iter_any():
-                yield chunk
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise UpstreamError("timeout", "stream stalled past the read timeout") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError("dropped", str(exc) or type(exc).__name__) from exc
+        return self._resp.chunks()
 
     def close(self) -> None:
         """Abandon the response (client gone): the connection is closed, not reused."""
         self._resp.close()
 
     def release(self) -> None:
+        """Done with the response (an unfinished one closes its connection)."""
         self._resp.release()
 
 
 class Upstream:
-    """A pooled keep-alive session to ``base_url`` (e.g. ``https://api.openai.com/v1``)."""
+    """A pool of keep-alive connections to ``base_url`` (e.g. ``https://api.openai.com/v1``)."""
 
     def __init__(
         self,
@@ -85,42 +71,43 @@ class Upstream:
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 120.0,
         connections: int = 256,
+        keepalive_s: float = 4.0,
     ):
         self.base_url = base_url.rstrip("/")
         self._prefix_len = len("/v1")  # client paths are /v1/...; base_url already ends where /v1 does
-        self._headers = {"Content-Type": _JSON}
+        # what every request carries besides its line and length: nothing that identifies the client
+        self._headers = b"Content-Type: application/json\r\nUser-Agent: distillguard\r\n"
         if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout_s, sock_read=read_timeout_s)
-        self._connections = connections
-        self._session: aiohttp.ClientSession | None = None
+            self._headers += b"Authorization: Bearer " + api_key.encode("latin-1") + b"\r\n"
+        self._options = {"connect_timeout_s": connect_timeout_s, "read_timeout_s": read_timeout_s, "connections": connections,
+                         "keepalive_s": keepalive_s}
+        self._client: HTTP1Client | None = None
+        self._heads: dict[tuple[str, str], bytes] = {}
 
     def url(self, path: str) -> str:
         """The upstream URL of a client path ``/v1/...``."""
-        return self.base_url + (path[self._prefix_len :] if path.startswith("/v1/") else path)
+        return self.base_url + self._subpath(path)
+
+    def _subpath(self, path: str) -> str:
+        return path[self._prefix_len :] if path.startswith("/v1/") else path
 
     async def start(self) -> None:
-        """Open the session (inside the running event loop)."""
-        connector = aiohttp.TCPConnector(limit=self._connections, keepalive_timeout=30, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout, headers=self._headers, skip_auto_headers=("User-Agent",)
-        )
+        """Open the pool (inside the running event loop; connections open on first use)."""
+        self._client = HTTP1Client(self.base_url, **self._options)
+        self._heads = {}
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     async def send(self, method: str, path: str, body: bytes | None = None) -> UpstreamResponse:
         """Send a request; returns once the status and headers are in."""
-        if self._session is None:
+        client = self._client
+        if client is None:
             await self.start()
-        try:
-            resp = await self._session.request(method, self.url(path), data=body)  # type: ignore[union-attr]
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise UpstreamError("timeout", "no response within the timeout") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError("unreachable", str(exc)) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError("dropped", str(exc) or type(exc).__name__) from exc
-        return UpstreamResponse(resp)
+            client = self._client
+        head = self._heads.get((method, path))
+        if head is None:
+            head = self._heads[(method, path)] = client.head(method, self._subpath(path), self._headers)  # type: ignore[union-attr]
+        return UpstreamResponse(await client.request(head, body, idempotent=method == "GET"))  # type: ignore[union-attr]

@@ -90,6 +90,7 @@ class WriteAheadLog:
         self._size = 0
         self._dirty = False
         self._open_next()
+        self.first_seq = self._seq  # this run's first segment: lower numbers are a previous run's
 
     # ------------------------------------------------------------ writing
 
@@ -120,7 +121,7 @@ class WriteAheadLog:
     def sync(self) -> None:
         """fsync the current segment if it has unsynced records (without holding appends up)."""
         with self._lock:
-            if not self._dirty:
+            if not self._dirty or self._fd < 0:
                 return
             self._dirty = False
             fd = os.dup(self._fd)  # so a concurrent rotate cannot close it under us
@@ -132,7 +133,7 @@ class WriteAheadLog:
     def rotate_if_large(self) -> bool:
         """Close the current segment and start a new one when it has reached ``segment_bytes``."""
         with self._lock:
-            if self._size < self.segment_bytes:
+            if self._size < self.segment_bytes or self._fd < 0:
                 return False
             old_fd, old_seq = self._fd, self._seq
             self._open_next()
@@ -148,6 +149,25 @@ class WriteAheadLog:
             for seq, n in per_segment.items():
                 self._counts[seq][1] += n
         self._delete_done()
+
+    def committed_through(self, stored: dict[int, int]) -> int:
+        """Report, per segment of this run, how many of its records (from its start) are stored.
+
+        Idempotent, unlike :meth:`committed`: a count lower than one reported before changes
+        nothing, so a restarted reader that reports again from the start cannot over-count.
+        Segments this log does not know (a previous run's, or deleted) are ignored.  Returns how
+        many records became committed; fully stored closed segments are deleted.
+        """
+        added = 0
+        with self._lock:
+            for seq, n in stored.items():
+                counts = self._counts.get(seq)
+                if counts is not None and n > counts[1]:
+                    added += n - counts[1]
+                    counts[1] = n
+        if added:
+            self._delete_done()
+        return added
 
     def _delete_done(self) -> None:
         with self._lock:
@@ -197,3 +217,88 @@ def _sync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class WALTailer:
+    """Reads a WAL directory's records as another process appends them (the recording worker's side).
+
+    :meth:`read` returns the complete records written since the last call, oldest first, as
+    ``(segment, payload, replayed)``; :attr:`read_counts` holds how many records of each segment were read so
+    far (the counts the writer's :meth:`WriteAheadLog.committed_through` takes once they are stored).
+    A segment is finished once a later one exists (the writer only appends to the newest, and
+    creates the next one after its last write to this one returned) or, with ``final``, when the
+    writer has closed the log; a torn or corrupt tail of a finished segment is skipped (it was never
+    acknowledged).  ``replayed`` is true for a record that was already in the files when the tailer
+    was made: an earlier reader (a previous run, or a worker that died) may have stored it.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> wal, tail = WriteAheadLog(d), WALTailer(d)
+        >>> seg = wal.append(b"one")
+        >>> tail.read(), tail.read(), tail.read_counts
+        ([(1, b'one', False)], [], {1: 1})
+    """
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self._pos: dict[int, int] = {}  # segment -> byte offset of its next unread record
+        self.read_counts: dict[int, int] = {}
+        self.finished: set[int] = set()
+        self._fds: dict[int, int] = {}
+        self._replay_until = {seq: path.stat().st_size for seq, path in self._segments()}
+
+    def _segments(self) -> list[tuple[int, Path]]:
+        found = []
+        for p in self.directory.iterdir():
+            seq = segment_seq(p)
+            if seq is not None:
+                found.append((seq, p))
+        return sorted(found)
+
+    def read(self, max_records: int | None = None, *, final: bool = False) -> list[tuple[int, bytes, bool]]:
+        """Complete records not read before (at most ``max_records``); ``final``: the writer is closed."""
+        out: list[tuple[int, bytes, bool]] = []
+        segments = self._segments()
+        listed = {seq for seq, _ in segments}
+        for seq in [s for s in self._fds if s not in listed]:  # deleted by the writer once stored: let the inode go
+            os.close(self._fds.pop(seq))
+            self.finished.add(seq)
+        for i, (seq, path) in enumerate(segments):
+            if seq in self.finished:
+                continue
+            closed = final or i < len(segments) - 1  # listed before reading: a later segment means no more writes here
+            fd = self._fds.get(seq)
+            if fd is None:
+                try:
+                    fd = self._fds[seq] = os.open(path, os.O_RDONLY)
+                except FileNotFoundError:  # deleted by the writer: it was fully stored
+                    self.finished.add(seq)
+                    continue
+            pos = self._pos.get(seq, 0)
+            replay_end = self._replay_until.get(seq, -1) - pos  # in this read's coordinates
+            data = os.pread(fd, max(0, os.fstat(fd).st_size - pos), pos)
+            at, end, complete = 0, len(data), True
+            while at + _HEADER.size <= end:
+                if max_records is not None and len(out) >= max_records:
+                    complete = False
+                    break
+                length, crc = _HEADER.unpack_from(data, at)
+                start = at + _HEADER.size
+                if start + length > end or zlib.crc32(data[start : start + length]) != crc:
+                    break  # being written (live segment), or torn (finished segment): stop here
+                out.append((seq, data[start : start + length], start + length <= replay_end))
+                self.read_counts[seq] = self.read_counts.get(seq, 0) + 1
+                at = start + length
+            self._pos[seq] = pos + at
+            if closed and complete:
+                self.finished.add(seq)
+                os.close(self._fds.pop(seq))
+            if max_records is not None and len(out) >= max_records:
+                break
+        return out
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()

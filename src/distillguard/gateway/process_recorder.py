@@ -1,0 +1,281 @@
+"""The serving process's recorder: append to the WAL, and supervise the worker process that does the rest.
+
+:class:`ProcessRecorder` is what ``distillguard serve`` and the LiteLLM plugin
+record with by default (``recorder_process: true``).  On the request path,
+``record()`` serializes the exchange and appends it to the write-ahead file with
+one ``write(2)``: once it returns the exchange survives a crash of the serving
+process.  Nothing else happens in this process: normalization, the DuckDB store
+and online scoring run in the recording worker (:mod:`distillguard.gateway.worker`),
+a child process that tails the WAL, so their CPU never holds this process's GIL
+(and a large heap of Arrow tables and DataFrames never slows its garbage collector).
+
+A supervisor thread here:
+
+* fsyncs the WAL every ``fsync_interval_s`` and rotates its segments;
+* applies what the worker sends: stored counts per segment (a closed segment is
+  deleted once all its records are stored), risk records from online scoring
+  (into the enforcer's risk table, which ``decide`` reads; with Redis the worker
+  writes there itself), its counters;
+* restarts the worker if it dies (with backoff): the new one reads the segments
+  from their start, stores what its predecessor had not (``event_id`` keys make
+  a second store a no-op) and scores only those.
+
+:meth:`ProcessRecorder.close` closes the WAL, tells the worker to store
+everything and waits for it; the segments are then gone.  If the serving process
+is killed, the worker sees its pipe close, stores what it can read of the WAL and
+exits (the LiteLLM proxy ends that way: uvicorn re-raises SIGTERM after its
+shutdown, so no exit hook of the plugin runs); the next start's worker replays
+whatever is left.
+
+Example:
+    >>> import tempfile
+    >>> from distillguard.privacy import Hasher
+    >>> d = tempfile.mkdtemp()
+    >>> rec = ProcessRecorder(d + "/wal", d + "/gw.duckdb", Hasher(b"k"))
+    >>> rec.start()
+    >>> rec.record({"event_id": "e1", "ts": 1.7e9, "account_id": "acct-1"}, {"endpoint": "/v1/chat/completions"})
+    >>> rec.close()
+    >>> import duckdb; duckdb.connect(d + "/gw.duckdb").sql("SELECT account_id FROM events").fetchall()
+    [('acct-1',)]
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from distillguard.gateway.state.base import RiskTable
+from distillguard.gateway.types import Recorder
+from distillguard.gateway.wal import WriteAheadLog
+from distillguard.privacy import Hasher
+from distillguard.schema import RawEvent
+
+log = logging.getLogger("distillguard.gateway.recorder")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What the recording worker is started with (pickled through its start-up pipe: the hasher's
+    secret never appears on a command line)."""
+
+    wal_dir: str
+    store_path: str
+    hasher: Hasher
+    first_seq: int  # the serving process's first segment: lower ones are a previous run's
+    keep_text: bool = False
+    flush_batch: int = 1024
+    flush_interval_s: float = 1.0
+    online: dict[str, Any] | None = None  # enforcer options (enforcement.enforcer_options) when scoring online
+    redis_url: str | None = None  # online risk records go straight to this Redis (else back over the pipe)
+    redis_prefix: str = "dg:"
+    nice: int = 10
+    stats_interval_s: float = 1.0
+
+
+class ProcessRecorder(Recorder):
+    """WAL appends here, everything else in a supervised worker process (see the module docstring).
+
+    ``risk``: where the worker's online risk records are applied (the enforcer's risk table; not
+    needed with ``redis_url``).  ``online``: the enforcer options when online scoring is on, else None.
+    """
+
+    def __init__(
+        self,
+        wal_dir: str | Path,
+        store_path: str | Path,
+        hasher: Hasher,
+        *,
+        risk: RiskTable | None = None,
+        online: dict[str, Any] | None = None,
+        redis_url: str | None = None,
+        redis_prefix: str = "dg:",
+        keep_text: bool = False,
+        flush_batch: int = 1024,
+        flush_interval_s: float = 1.0,
+        fsync_interval_s: float = 0.05,
+        segment_bytes: int = 16 * 1024 * 1024,
+        nice: int = 10,
+        max_restart_backoff_s: float = 10.0,
+    ):
+        self.hasher = hasher
+        self.risk = risk
+        self.wal = WriteAheadLog(wal_dir, segment_bytes)
+        self.settings = WorkerSettings(
+            str(wal_dir), str(store_path), hasher, self.wal.first_seq, keep_text=keep_text, flush_batch=flush_batch,
+            flush_interval_s=flush_interval_s, online=online, redis_url=redis_url, redis_prefix=redis_prefix, nice=nice,
+        )  # fmt: skip
+        self.fsync_interval_s = fsync_interval_s
+        self._sync_each = fsync_interval_s <= 0
+        self._tick = fsync_interval_s if fsync_interval_s > 0 else 0.05
+        self._appended: deque[float] = deque()  # monotonic append time of each record not yet stored
+        self._max_backoff = max_restart_backoff_s
+        self._proc: subprocess.Popen | None = None
+        self._conn: Any = None
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self.restarts = 0  # worker restarts after a death
+        self.worker_stats: dict[str, Any] = {}  # the worker's last reported counters
+        self.stored_total = 0  # records of this run reported stored
+
+    @classmethod
+    def from_config(cls, config: Any, hasher: Hasher, risk: RiskTable | None, online: dict[str, Any] | None) -> ProcessRecorder:
+        """A recorder for a :class:`~distillguard.gateway.config.GatewayConfig` (its store, WAL, batching)."""
+        return cls(
+            config.wal_dir, config.store_path, hasher, risk=risk, online=online, redis_url=(online or {}).get("redis_url"),
+            redis_prefix=(online or {}).get("redis_prefix", "dg:"), keep_text=config.keep_text, flush_batch=config.flush_batch,
+            flush_interval_s=config.flush_interval_s, fsync_interval_s=config.wal_fsync_interval_s,
+            segment_bytes=config.wal_segment_bytes, nice=config.worker_nice,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------ request path
+
+    def record(self, event: RawEvent, extra: dict[str, Any] | None = None) -> None:
+        """Append one exchange to the WAL; durable (against a crash of this process) on return."""
+        self.wal.append(orjson.dumps({"e": event, "x": extra or {}}), sync=self._sync_each)
+        self._appended.append(time.monotonic())
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the worker (it replays what a previous run left in the WAL) and the supervisor thread."""
+        self._spawn()
+        self._thread = threading.Thread(target=self._supervise, name="distillguard-recording-supervisor", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout_s: float = 120.0) -> None:
+        """Close the WAL, have the worker store everything, wait for it (``timeout_s``, then kill it)."""
+        if self._closing:
+            return
+        self._closing = True
+        self.wal.close()
+        conn = self._conn
+        if conn is not None:
+            try:
+                conn.send_bytes(b"stop")
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                log.error("the recording worker did not finish in %.0f s; killed (the WAL keeps what it had not stored)", timeout_s)
+                proc.kill()
+                proc.wait(5)
+        if self.wal.pending:
+            log.warning("%d records not stored at shutdown stay in the write-ahead file for the next start", self.wal.pending)
+
+    @property
+    def pending(self) -> int:
+        """Records this run appended that the worker has not stored yet."""
+        return self.wal.pending
+
+    @property
+    def lag_s(self) -> float:
+        """Age of the oldest record of this run not stored yet (0 when none)."""
+        try:
+            return time.monotonic() - self._appended[0]
+        except IndexError:
+            return 0.0
+
+    @property
+    def worker_pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    # ------------------------------------------------------------ the worker
+
+    def _spawn(self) -> None:
+        from multiprocessing.connection import Connection
+
+        ours, theirs = socket.socketpair()
+        try:
+            # a fresh interpreter running the worker module: nothing of this process (say the LiteLLM
+            # proxy's __main__) is imported again, unlike multiprocessing's spawn
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "distillguard.gateway.worker", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        finally:
+            theirs.close()
+        conn = Connection(ours.detach())
+        conn.send(self.settings)
+        self._conn = conn
+
+    def _supervise(self) -> None:
+        backoff, restart_at, spawned_at = 0.25, 0.0, time.monotonic()
+        while True:
+            conn = self._conn
+            if conn is None:  # the worker died: restart it once its backoff has passed
+                if self._closing:
+                    return
+                time.sleep(self._tick)
+                if time.monotonic() >= restart_at:
+                    try:
+                        self._spawn()
+                        self.restarts += 1
+                        spawned_at = time.monotonic()
+                    except Exception:
+                        log.exception("could not restart the recording worker")
+                        restart_at = time.monotonic() + backoff
+            else:
+                try:
+                    if conn.poll(self._tick):
+                        while conn.poll(0):
+                            self._handle(conn.recv_bytes())
+                except (EOFError, OSError):
+                    code = self._reap()
+                    if self._closing:
+                        return
+                    if time.monotonic() - spawned_at > 60:
+                        backoff = 0.25  # it had run for a minute: a new failure, not a crash loop
+                    log.error("the recording worker exited (status %s); restarting it in %.2f s", code, backoff)
+                    restart_at, backoff = time.monotonic() + backoff, min(self._max_backoff, backoff * 2)
+            if not self._closing:
+                try:
+                    self.wal.sync()
+                    self.wal.rotate_if_large()
+                except OSError:
+                    log.exception("write-ahead file sync/rotate failed")
+
+    def _reap(self) -> int | None:
+        conn, self._conn = self._conn, None
+        try:
+            conn.close()
+        except OSError:
+            pass
+        proc = self._proc
+        if proc is None:
+            return None
+        try:
+            return proc.wait(10)
+        except subprocess.TimeoutExpired:  # closed its pipe but did not exit: it is of no use any more
+            proc.kill()
+            return proc.wait(5)
+
+    def _handle(self, raw: bytes) -> None:
+        message = orjson.loads(raw)
+        kind = message[0]
+        if kind == "commit":
+            added = self.wal.committed_through({int(seq): n for seq, n in message[1].items()})
+            self.stored_total += added
+            for _ in range(min(added, len(self._appended))):
+                self._appended.popleft()
+        elif kind == "risk":
+            _, table, records, ttl_s = message
+            if self.risk is not None:
+                self.risk.put_many(table, records, ttl_s)
+        elif kind == "stats":
+            self.worker_stats = message[1]

@@ -1,0 +1,289 @@
+"""The recording worker: the child process that turns the serving process's WAL into stored, scored events.
+
+``distillguard serve`` (and the LiteLLM plugin) only append each exchange to the
+write-ahead file and look decisions up in memory; everything heavy happens here,
+in a process of its own, so none of it holds the serving process's GIL:
+
+1. tail the WAL (:class:`~distillguard.gateway.wal.WALTailer`): the records
+   appended since the last look, a previous run's leftover segments first;
+2. every ``flush_interval_s`` (or ``flush_batch`` records) normalize and store
+   them in one DuckDB transaction, then feed them to online scoring
+   (:class:`~distillguard.gateway.sink.StoreSink`);
+3. tell the serving process, per segment, how many records are stored (it
+   deletes a segment once it is closed and fully stored; a previous run's
+   segments are deleted here);
+4. run the online scorer (its own thread, as in process) and send every risk
+   record it writes to the serving process's risk table, or write them to Redis
+   when the deployment shares state there;
+5. report its counters about once a second.
+
+It starts its online window from the store (the last ``window_s`` of stored
+events), so a worker that died and was restarted scores from the same history.
+Records it finds in the files at start may have been stored by its predecessor:
+storing is idempotent (``event_id`` keys) and only the rows not stored before
+are scored.  It ignores SIGINT and SIGTERM (the serving process tells it when to
+stop: ``stop`` over the pipe means store everything and exit; the pipe closing
+means the serving process died: store what can be read and exit, leaving the
+segments for the next start, which may already be writing new ones).
+
+Run by :class:`~distillguard.gateway.process_recorder.ProcessRecorder` as
+``python -m distillguard.gateway.worker FD`` with one end of a socket pair;
+the first message is the pickled
+:class:`~distillguard.gateway.process_recorder.WorkerSettings`.  Messages to
+the serving process are orjson arrays: ``["commit", {segment: stored}]``,
+``["risk", table, {key: record}, ttl_s]``, ``["stats", {...}]``, ``["done"]``.
+
+Example:
+    >>> import tempfile
+    >>> from distillguard.gateway.process_recorder import WorkerSettings
+    >>> from distillguard.gateway.wal import WriteAheadLog
+    >>> from distillguard.privacy import Hasher
+    >>> d = tempfile.mkdtemp()
+    >>> wal = WriteAheadLog(d + "/wal")
+    >>> _ = wal.append(b'{"e": {"event_id": "e1", "ts": 1.7e9, "account_id": "a"}, "x": {}}')
+    >>> sent = []
+    >>> w = RecordingWorker(WorkerSettings(d + "/wal", d + "/gw.duckdb", Hasher(b"k"), wal.first_seq), sent.append)
+    >>> w.step(flush=True), sent[-1]
+    (1, ['commit', {1: 1}])
+    >>> w.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from distillguard.errors import InputError
+from distillguard.gateway.process_recorder import WorkerSettings
+from distillguard.gateway.sink import StoreSink
+from distillguard.gateway.state.base import Record, RiskTable
+from distillguard.gateway.wal import WALTailer, segment_name
+from distillguard.store.duckdb import DuckDBStore
+
+log = logging.getLogger("distillguard.gateway.worker")
+
+Send = Callable[[list], None]
+
+
+class PipeRiskTable(RiskTable):
+    """The risk table online scoring writes to in the worker: every write goes to the serving process.
+
+    Reads answer from what this worker wrote (the scorer only writes).
+    """
+
+    def __init__(self, send: Send):
+        self._send = send
+        self._mirror: dict[str, dict[str, Record]] = {}
+
+    def get(self, table: str, key: str) -> Record | None:
+        return self._mirror.get(table, {}).get(key)
+
+    def put_many(self, table: str, records: Mapping[str, Record], ttl_s: float | None = None) -> None:
+        if records:
+            self._mirror.setdefault(table, {}).update(records)
+            self._send(["risk", table, dict(records), ttl_s])
+
+    def delete(self, table: str, key: str) -> bool:
+        return self._mirror.get(table, {}).pop(key, None) is not None
+
+    def keys(self, table: str, limit: int = 1000) -> list[str]:
+        return list(self._mirror.get(table, {}))[:limit]
+
+
+def open_store(path: str, timeout_s: float = 60.0) -> DuckDBStore:
+    """The gateway's store, waiting while another process still holds it (a predecessor that is exiting)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            # one DuckDB thread: batched appends gain nothing from a second, and the proxy needs that core
+            return DuckDBStore(path, threads=1)
+        except InputError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
+class RecordingWorker:
+    """WAL → store → online scoring, one :meth:`step` at a time (see the module docstring).
+
+    ``send``: delivers a message to the serving process (a list; thread-safe, the scorer's thread
+    sends risk records).
+    """
+
+    def __init__(self, settings: WorkerSettings, send: Send):
+        self.settings = settings
+        self.send = send
+        self.store = open_store(settings.store_path)
+        self.state = None
+        self.scorer = None
+        try:
+            if settings.online is not None:
+                from distillguard.gateway.enforcement import build_scorer
+
+                if settings.redis_url:
+                    from distillguard.gateway.state import open_state
+
+                    self.state = open_state(settings.redis_url, prefix=settings.redis_prefix)
+                    risk: RiskTable = self.state.risk
+                else:
+                    risk = PipeRiskTable(send)
+                self.scorer = build_scorer(risk, settings.online)
+            self.sink = StoreSink(
+                self.store, settings.hasher, keep_text=settings.keep_text,
+                observe=self.scorer.observe if self.scorer is not None else None,
+                rejected_path=Path(settings.wal_dir) / "rejected.jsonl",
+            )  # fmt: skip
+            if self.scorer is not None:
+                recent = self.sink.recent_events(self.scorer.window_s, self.scorer.max_events)
+                if recent.num_rows:
+                    self.scorer.observe(recent)
+                    log.info("online window started from %d stored events", recent.num_rows)
+        except BaseException:
+            self.store.close()
+            raise
+        self.tailer = WALTailer(settings.wal_dir)
+        self.stored: dict[int, int] = {}  # segment -> records of it stored (from its start)
+        self.pending: list[tuple[int, bytes, bool]] = []
+        self._last_flush = time.monotonic()
+        self._deleted: set[int] = set()
+
+    # -- one iteration -------------------------------------------------------------------------
+    def step(self, *, flush: bool = False, final: bool = False) -> int:
+        """Read what was appended; store it when a batch is due (``flush``: now).  Returns records stored.
+
+        ``final``: the writer is closed: read everything, store everything.
+        """
+        s = self.settings
+        done = 0
+        while True:
+            self.pending += self.tailer.read(max(0, s.flush_batch - len(self.pending)), final=final)
+            now = time.monotonic()
+            due = len(self.pending) >= s.flush_batch or (self.pending and (flush or final or now - self._last_flush >= s.flush_interval_s))
+            if not due:
+                break
+            self._last_flush = now
+            done += self._store(self.pending)
+            self.pending = []
+            if not final:
+                break
+        self._delete_previous_runs()
+        return done
+
+    def _store(self, items: list[tuple[int, bytes, bool]]) -> int:
+        batch, replay, per_segment = [], False, {}
+        for seq, payload, replayed in items:
+            per_segment[seq] = per_segment.get(seq, 0) + 1
+            replay = replay or replayed
+            try:
+                record = orjson.loads(payload)
+                batch.append((record["e"], record.get("x") or {}))
+            except (orjson.JSONDecodeError, KeyError, TypeError) as exc:  # CRC-valid but not ours: never blocks the rest
+                log.error("write-ahead record in segment %d is not a recorded exchange (%r); skipped", seq, exc)
+        self.sink.write(batch, replay=replay)  # raises on a store failure: nothing is counted, retried next step
+        for seq, n in per_segment.items():
+            self.stored[seq] = self.stored.get(seq, 0) + n
+        self.send(["commit", {seq: self.stored[seq] for seq in per_segment}])
+        return len(items)
+
+    def _delete_previous_runs(self) -> None:
+        """A previous run's segments are closed: delete each once it is read to its end and stored."""
+        for seq in self.tailer.finished:
+            if seq < self.settings.first_seq and seq not in self._deleted and self.stored.get(seq, 0) >= self.tailer.read_counts.get(seq, 0):
+                (Path(self.settings.wal_dir) / segment_name(seq)).unlink(missing_ok=True)
+                self._deleted.add(seq)
+
+    def stats(self) -> dict[str, Any]:
+        """What the serving process shows about the worker (admin, logs)."""
+        return {
+            "pid": os.getpid(), "stored_total": self.sink.stored_total, "last_store_s": round(self.sink.last_store_s, 4),
+            "unstored_read": len(self.pending), "online": vars(self.scorer.stats).copy() if self.scorer is not None else None,
+        }  # fmt: skip
+
+    def close(self) -> None:
+        if self.scorer is not None:
+            self.scorer.close()
+        if self.state is not None:
+            self.state.close()
+        self.tailer.close()
+        self.store.close()
+
+    # -- the process ---------------------------------------------------------------------------
+    def run(self, conn: Any, *, tick_s: float = 0.05, stats_interval_s: float = 1.0) -> None:
+        """Serve until ``stop`` (store everything, then exit) or the pipe closes (exit)."""
+        if self.scorer is not None:
+            self.scorer.start()
+        last_stats = 0.0
+        while True:
+            try:
+                stop = conn.poll(tick_s) and conn.recv_bytes() == b"stop"
+            except (EOFError, OSError):
+                # the serving process is gone (killed, or a LiteLLM proxy that exited on SIGTERM): nothing
+                # writes any more, so store what can be read; segments stay for the next start to delete
+                log.warning("the serving process is gone; storing what is in the write-ahead file, then exiting")
+                try:
+                    self.step(final=True)
+                except Exception:
+                    log.exception("storing write-ahead records failed; the next start replays them")
+                return
+            try:
+                self.step(final=stop)
+            except Exception:  # the records stay in the WAL and are retried (or replayed at the next start)
+                log.exception("storing write-ahead records failed; retrying")
+                time.sleep(1.0)
+                if not stop:
+                    continue
+            now = time.monotonic()
+            if stop or now - last_stats >= stats_interval_s:
+                last_stats = now
+                self.send(["stats", self.stats()])
+            if stop:
+                self.send(["done"])
+                return
+
+
+def _sender(conn: Any) -> Send:
+    lock = threading.Lock()
+
+    def send(message: list) -> None:
+        data = orjson.dumps(message, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+        with lock:
+            try:
+                conn.send_bytes(data)
+            except OSError:  # the serving process is gone; the main loop notices and exits
+                pass
+
+    return send
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m distillguard.gateway.worker FD``: run a worker on the inherited socket ``FD``."""
+    from multiprocessing.connection import Connection
+
+    args = sys.argv[1:] if argv is None else argv
+    conn = Connection(int(args[0]))
+    # the serving process decides when this one stops (a Ctrl-C or a group SIGTERM reaches both)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING, format="distillguard recording worker: %(levelname)s %(name)s: %(message)s")
+    settings: WorkerSettings = conn.recv()
+    if settings.nice:
+        os.nice(settings.nice)
+    send = _sender(conn)
+    worker = RecordingWorker(settings, send)
+    try:
+        worker.run(conn, stats_interval_s=settings.stats_interval_s)
+    finally:
+        worker.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The pooled HTTP/1.1 upstream client against the fake upstream (a real uvicorn server)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+from distillguard.gateway.http1 import HTTP1Client, HTTPError
+from tests.gateway.factories import fake_upstream, free_port
+
+HEADERS = b"Content-Type: application/json\r\n"
+
+
+def body(i: int, **kw) -> bytes:
+    return orjson.dumps({"model": "m", "messages": [{"role": "user", "content": f"q{i}"}], "max_tokens": 1 + i % 7, **kw})
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    with fake_upstream() as server:
+        yield server
+
+
+def test_concurrent_requests_over_few_connections_each_get_their_own_answer(upstream):
+    """More requests than connections: each waits for a connection, a freed connection carries the
+    next request at once, and no answer goes to the wrong request (or nowhere)."""
+
+    async def go():
+        client = HTTP1Client(upstream.url + "/v1", connections=2)
+        head = client.head("POST", "/chat/completions", HEADERS)
+
+        async def one(i: int):
+            resp = await client.request(head, body(i))
+            return resp.status, resp.content_type, orjson.loads(await resp.read())["usage"]["completion_tokens"]
+
+        got = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(200))), 30)
+        opened = client._open
+        await client.close()
+        return got, opened
+
+    got, opened = asyncio.run(go())
+    assert got == [(200, b"application/json", 1 + i % 7) for i in range(200)]
+    assert opened <= 2
+
+
+def test_streamed_answer_arrives_in_chunks_and_the_connection_is_reused(upstream):
+    async def go():
+        client = HTTP1Client(upstream.url + "/v1", connections=4)
+        head = client.head("POST", "/chat/completions", HEADERS)
+        texts = []
+        for i in range(3):
+            resp = await client.request(head, body(i, stream=True))
+            assert resp.content_type.startswith(b"text/event-stream")
+            texts.append(b"".join([chunk async for chunk in resp.chunks()]))
+        opened = client._open
+        await client.close()
+        return texts, opened
+
+    texts, opened = asyncio.run(go())
+    assert all(t.rstrip().endswith(b"data: [DONE]") for t in texts)
+    assert opened == 1  # one keep-alive connection carried all three
+
+
+def test_failures_are_named(upstream):
+    async def go():
+        dead = HTTP1Client(f"http://127.0.0.1:{free_port()}/v1", connect_timeout_s=2)
+        with pytest.raises(HTTPError) as unreachable:
+            await dead.request(dead.head("GET", "/models"))
+        client = HTTP1Client(upstream.url + "/v1", read_timeout_s=0.3)
+        head = client.head("POST", "/chat/completions", HEADERS)
+        with pytest.raises(HTTPError) as timeout:
+            await client.request(head, body(1, fake={"delay_ms": 3000}))
+        resp = await client.request(head, body(1, stream=True, max_tokens=20, fake={"drop_after": 3}))
+        with pytest.raises(HTTPError) as dropped:
+            async for _ in resp.chunks():
+                pass
+        ok = await client.request(head, body(2))  # the pool recovers: a new connection
+        status = ok.status, await ok.read()
+        await client.close()
+        return unreachable.value.kind, timeout.value.kind, dropped.value.kind, status[0]
+
+    assert asyncio.run(go()) == ("unreachable", "timeout", "dropped", 200)
+
+
+def test_a_cancelled_request_closes_its_connection_and_frees_its_place(upstream):
+    async def go():
+        client = HTTP1Client(upstream.url + "/v1", connections=1)
+        head = client.head("POST", "/chat/completions", HEADERS)
+        slow = asyncio.create_task(client.request(head, body(1, fake={"delay_ms": 2000})))
+        await asyncio.sleep(0.2)
+        slow.cancel()  # the client went away
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        resp = await asyncio.wait_for(client.request(head, body(2)), 5)  # the only place is free again
+        status = resp.status
+        await resp.read()
+        await client.close()
+        return status
+
+    assert asyncio.run(go()) == 200
+
+
+def test_an_idle_connection_past_keepalive_is_not_reused(upstream):
+    """An upstream closes idle connections (uvicorn after 5 s): reusing one it is closing right then
+    would fail a POST that must not be sent twice, so the pool lets them go first."""
+
+    async def go():
+        client = HTTP1Client(upstream.url + "/v1", keepalive_s=0.05)
+        head = client.head("POST", "/chat/completions", HEADERS)
+        await (await client.request(head, body(1))).read()
+        first = client._idle[-1]
+        await (await client.request(head, body(2))).read()
+        kept = client._idle[-1] is first  # reused at once
+        await asyncio.sleep(0.1)
+        await (await client.request(head, body(3))).read()
+        await client.close()
+        return kept, first.closed
+
+    assert asyncio.run(go()) == (True, True)

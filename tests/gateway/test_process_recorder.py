@@ -1,0 +1,113 @@
+"""The serving process / recording worker split: WAL here, store and online scoring in a child process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import duckdb
+
+from distillguard.gateway.enforcement import PolicyEnforcer, enforcer_options
+from distillguard.gateway.policy import Policy
+from distillguard.gateway.process_recorder import ProcessRecorder
+from distillguard.gateway.state import ONLINE, MemoryState
+from distillguard.gateway.types import Action, RequestInfo
+from distillguard.privacy import Hasher
+from tests.gateway.test_recorder import raw_event
+
+
+def wait_for(condition, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def stored(path) -> tuple[list[str], int]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        ids = [r[0] for r in con.execute("SELECT event_id FROM events").fetchall()]
+        logged = con.execute("SELECT count(*) FROM gateway_log").fetchall()[0][0]
+    finally:
+        con.close()
+    return ids, logged
+
+
+def recorder(tmp_path, **kw) -> ProcessRecorder:
+    return ProcessRecorder(tmp_path / "wal", tmp_path / "gw.duckdb", Hasher(b"k"), flush_interval_s=0.05, nice=0, **kw)
+
+
+def test_the_worker_stores_what_the_serving_process_appends(tmp_path):
+    rec = recorder(tmp_path)
+    rec.start()
+    for i in range(40):
+        rec.record(raw_event(i), {"endpoint": "/v1/chat/completions", "http_status": 200})
+    wait_for(lambda: rec.pending == 0)
+    assert rec.stored_total == 40 and rec.lag_s == 0.0
+    rec.close()
+    ids, logged = stored(tmp_path / "gw.duckdb")
+    assert sorted(ids) == sorted(f"e{i}" for i in range(40)) and logged == 40
+    assert list((tmp_path / "wal").glob("wal-*")) == []  # closed and stored: nothing to replay
+
+
+def test_a_killed_worker_is_restarted_and_nothing_is_lost_or_stored_twice(tmp_path):
+    rec = recorder(tmp_path, segment_bytes=4096)  # several segments: some deleted before the kill
+    rec.start()
+    for i in range(60):
+        rec.record(raw_event(i))
+    wait_for(lambda: rec.pending == 0)
+    first_pid = rec.worker_pid
+    for i in range(60, 120):
+        rec.record(raw_event(i))
+        rec.wal.rotate_if_large()
+    os.kill(first_pid, signal.SIGKILL)  # mid-flush or not: whatever it had not reported stays in the WAL
+    for i in range(120, 150):
+        rec.record(raw_event(i))
+    wait_for(lambda: rec.restarts == 1 and rec.pending == 0)
+    assert rec.worker_pid not in (None, first_pid)
+    rec.close()
+    ids, logged = stored(tmp_path / "gw.duckdb")
+    assert len(ids) == len(set(ids)) == logged == 150
+    assert list((tmp_path / "wal").glob("wal-*")) == []
+
+
+def test_a_previous_runs_segments_are_replayed_by_the_next_worker(tmp_path):
+    crashed = recorder(tmp_path)  # never started: as if the serving process died before its worker stored anything
+    for i in range(25):
+        crashed.record(raw_event(i))
+    os.close(crashed.wal._fd)
+    rec = recorder(tmp_path)
+    rec.start()
+    rec.record(raw_event(99))
+    wait_for(lambda: not (tmp_path / "wal" / "wal-000000000001.log").exists())  # the old segment: stored, then deleted
+    rec.close()
+    ids, _ = stored(tmp_path / "gw.duckdb")
+    assert sorted(ids) == sorted([f"e{i}" for i in range(25)] + ["e99"])
+
+
+def test_online_risk_from_the_worker_reaches_the_serving_process_decisions(tmp_path):
+    state = MemoryState()
+    policy = Policy.from_dict({"version": 1, "rules": [{"name": "scored", "when": {"n_events_gte": 8}, "actions": ["block"]}]})
+    enforcer = PolicyEnforcer(policy, state, online=False)  # no scorer here: the worker runs it
+    rec = recorder(tmp_path, risk=state.risk, online=enforcer_options(rescore_interval_s=0.0, min_rescore_interval_s=0.0))
+    rec.start()
+
+    def decide(account: str):
+        return asyncio.run(enforcer.decide(RequestInfo(account, "/v1/chat/completions", {})))
+
+    assert decide("acct-1").actions == (Action.ALLOW,)
+    n = 0
+    for account in ("acct-1", "acct-2", "acct-3", "acct-4"):
+        for _ in range(10):
+            rec.record(raw_event(n, account))
+            n += 1
+    wait_for(lambda: state.risk.get(ONLINE, "acct-1") is not None)
+    online = state.risk.get(ONLINE, "acct-1")
+    assert online["source"] == "online" and online["n_events"] == 10
+    decision = decide("acct-1")
+    assert decision.refuses and decision.policy_rule == "scored" and "score" in decision.reason
+    wait_for(lambda: (rec.worker_stats.get("online") or {}).get("events_seen") == 40)  # its counters come back too
+    rec.close()
+    enforcer.close()
