@@ -273,20 +273,6 @@ def test_each_kind_of_campaign_fits_its_own_profile(shape, profile):
     assert {test.profiles[k].name for k in campaign["profile"]} == {profile}
 
 
-def test_the_evidence_is_a_sum_over_requests_so_their_order_does_not_matter(small_share_store):
-    store, frame, _ = small_share_store
-    rows = store.query("SELECT * FROM events WHERE account_id = 'R'").to_pylist()
-    rng = np.random.default_rng(1)
-    shuffled = [dict(r, ts=t) for r, t in zip(rows, rng.permutation([r["ts"] for r in rows]).tolist(), strict=True)]
-    from tests.factories import events_table
-
-    other = DuckDBStore()
-    other.append("events", events_table(shuffled))
-    a = sequential_evidence(store, ["R"], SequentialTest()).sort_index()
-    b = sequential_evidence(other, ["R"], SequentialTest()).sort_index()
-    assert a.index.equals(b.index) and np.allclose(a["llr"], b["llr"]) and (a["flagged"] == b["flagged"]).all()
-
-
 def test_a_larger_account_asks_for_more_evidence_and_alpha_sets_it():
     test = SequentialTest(alpha=0.001)
     assert test.threshold(2000) > test.threshold(20)
@@ -294,3 +280,11 @@ def test_a_larger_account_asks_for_more_evidence_and_alpha_sets_it():
     assert SequentialTest(alpha=0.01).threshold(1000) < test.threshold(1000)
     with pytest.raises(ValueError, match="unknown harvest indicator"):
         SequentialTest(profiles=(HarvestProfile("x", "x", (("max_tokens", 1.0),)),))
+
+
+def test_an_account_id_holding_the_separator_keeps_its_end_users_apart():
+    from distillguard.subaccounts import SEPARATOR, parent_of, sub_account_id
+
+    odd = f"tenant{SEPARATOR}7"
+    assert parent_of(sub_account_id(odd, 42)) == odd
+    assert parent_of(sub_account_id(odd, None)) == odd

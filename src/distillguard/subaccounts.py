@@ -115,7 +115,7 @@ def sub_account_id(account_id: str, end_user_hash: int | None) -> str:
 
 
 def parent_of(sub_id: str) -> str:
-    return sub_id.split(SEPARATOR, 1)[0]
+    return sub_id.rsplit(SEPARATOR, 1)[0]  # the end-user part never holds it; an account id may
 
 
 def _events_until(until: float | None) -> str:
@@ -251,7 +251,7 @@ def score_end_users(
     parent_events = frame["n_events"]
     out = []
     for sid in chosen:
-        parent, end_user = sid.split(SEPARATOR, 1)
+        parent, end_user = sid.rsplit(SEPARATOR, 1)
         i, j = at_model.get(sid), at_seq.get(sid)
         model_score = float(scores[i]) if i is not None else None
         seq_score = _sequential_score(float(llr[j]), int(n_units[j])) if j is not None else 0.0

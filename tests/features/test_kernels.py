@@ -117,3 +117,20 @@ def test_minhash_kernel_reads_only_the_first_tokens():
     cut, _ = minhash_band_keys(h[:128], np.array([0]), np.array([128]), 128, *args)
     other, _ = minhash_band_keys(h[150:278], np.array([0]), np.array([128]), 128, *args)
     assert full.tolist() == cut.tolist() != other.tolist()
+
+
+def test_text_and_kernels_share_one_table_layout():
+    from distillguard.features import kernels
+
+    assert (text._PK_LOWER_MASK, text._PK_KIND_SHIFT, text._PK_QUOTE_SHIFT, text._PK_CODE_SHIFT, text._PK_MATH_SHIFT) == (
+        kernels.PK_LOWER_MASK, kernels.PK_KIND_SHIFT, kernels.PK_QUOTE_SHIFT, kernels.PK_CODE_SHIFT, kernels.PK_MATH_SHIFT,
+    )  # fmt: skip
+    assert (text._KIND_WORD, text._SYM_MATH, text._BASE) == (kernels.KIND_WORD, kernels.SYM_MATH, kernels.BASE)
+
+
+def test_quoted_spans_and_symbol_counts():
+    tok = text._tokenize(['say "hello there" now {x}', 'a "b c'], want_quotes=True)
+    assert tok.quoted[tok.lo[0] : tok.hi[0]].tolist() == [False, True, True, False, False]
+    assert not tok.quoted[tok.lo[1] : tok.hi[1]].any()  # an unclosed quote marks nothing
+    assert tok.symbols.tolist() == [2, 0]  # "{" and "}"
+    assert tok.length[tok.lo[0] : tok.hi[0]].tolist() == [3, 5, 5, 3, 1]

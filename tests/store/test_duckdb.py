@@ -55,3 +55,16 @@ def test_stores_made_with_a_primary_key_still_take_appends(tmp_path):
     store = DuckDBStore(path)
     assert store.append("events", events_table([event_row(0), event_row(1)])) == 2
     assert store.append("events", events_table([event_row(1), event_row(2)])) == 1
+
+
+@pytest.mark.parametrize("ids", [["a", "a", "b"], ["b", "a", "a", "c", "b"], ["a", "b", "c"], ["c", "c", "c"]])
+def test_repeated_event_ids_anywhere_in_a_batch_are_stored_once(ids):
+    store = DuckDBStore(":memory:")
+    rows = []
+    for k, i in enumerate(ids):
+        row = event_row(0)
+        row.update(event_id=i, model=f"m{k}")
+        rows.append(row)
+    assert store.append("events", events_table(rows)) == len(set(ids))
+    stored = {r["event_id"]: r["model"] for r in store.query("SELECT event_id, model FROM events").to_pylist()}
+    assert stored == {i: f"m{ids.index(i)}" for i in ids}  # the first row of each id, whatever the order

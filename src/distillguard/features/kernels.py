@@ -2,7 +2,7 @@
 
 The text measurements of :mod:`distillguard.features.text` touch every character
 of every prompt; as numpy passes that is ~30 array operations per character.
-These kernels do the two character-level steps in one pass each and return
+These kernels do the character- and token-level steps in one pass each and return
 exactly what the numpy definitions in ``text.py``'s docstring describe (the
 tests compare them with a plain-Python definition):
 
@@ -11,6 +11,7 @@ tests compare them with a plain-Python definition):
   and which tokens sit inside a closed double-quoted span.
 * :func:`fold_codepoints`: the lowercased, whitespace-folded, stripped form of
   each segment that the exact prompt hash is taken over.
+* :func:`minhash_band_keys`: MinHash LSH band keys of each prompt's first tokens.
 
 Numba compiles each kernel on first use (about a second) and caches the
 machine code next to this file, so later processes load it in milliseconds.
@@ -30,9 +31,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["tokenize_codepoints", "fold_codepoints"]
+__all__ = ["tokenize_codepoints", "fold_codepoints", "minhash_band_keys"]
 
-# the packed table's layout; text.py builds the table with the same constants and checks them
+# the packed table's layout: text.py builds the table with these values (kept numba-free so the scan
+# process need not import numba); tests/features/test_kernels.py checks that they match
 PK_LOWER_MASK = (1 << 21) - 1
 PK_KIND_SHIFT, PK_QUOTE_SHIFT, PK_CODE_SHIFT, PK_MATH_SHIFT = 21, 23, 24, 25
 KIND_WORD = 1

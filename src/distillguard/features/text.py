@@ -3,7 +3,8 @@
 The prompt and completion text are dropped after this step, so everything the
 detectors need from the text is measured here, in one vectorized pass per batch:
 
-* one tokenizer for everything (numpy over UTF-32 code points): words are runs
+* one tokenizer for everything (a compiled pass over UTF-32 code points,
+  :mod:`distillguard.features.kernels`): words are runs
   of letters / marks / digits / ``_`` in space-delimited scripts; every CJK
   ideograph, kana, hangul syllable and Thai-family character is its own token
   (those scripts do not put spaces between words, so cue phrases in them match
@@ -101,7 +102,7 @@ BENCHMARK_MIN_HITS = 3  # benchmark_name is set from this many sampled-shingle h
 _CHUNK_CHARS = 1 << 18  # keep every per-character array in cache
 
 _M64 = (1 << 64) - 1
-_BASE = 0x100000001B3  # odd, so it has an inverse mod 2**64
+_BASE = 0x100000001B3  # the token hash's polynomial base (kernels.BASE)
 _KEY_MUL = 0x9E3779B97F4A7C15
 
 # --------------------------------------------------------------------------- character tables

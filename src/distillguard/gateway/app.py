@@ -712,7 +712,8 @@ def create_app(
 
 
 def build_gateway(config: GatewayConfig) -> tuple[GatewayApp, Recorder, Enforcer]:
-    """The app, its recorder (started: the WAL is replayed) and its enforcer, as ``serve`` runs them.
+    """The app, its recorder (started: a previous run's WAL is replayed, by the recording worker when
+    ``config.recorder_process``, while serving begins) and its enforcer, as ``serve`` runs them.
 
     The enforcer is :func:`distillguard.gateway.enforcement.build_enforcer` (policy,
     online scoring, Redis state per ``config``).

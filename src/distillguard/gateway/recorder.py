@@ -22,7 +22,7 @@ When a record is durable:
   inside ``record()``, trading request latency for zero loss window.
 
 At :meth:`WALRecorder.start` the segments a previous run left behind are
-replayed into the store; ``event_id`` is the store's primary key, so records
+replayed into the store; ``event_id`` is the store's key (inserted only once), so records
 that were already stored are not duplicated.
 
 Example:
