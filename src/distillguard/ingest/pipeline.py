@@ -121,6 +121,8 @@ GZIP_RATIO = 5
 CHUNK_BYTES = 6 << 20
 #: Normalized events buffered before one store append (~30 MB of Arrow at ~300 bytes an event).
 STORE_ROWS = 100_000
+#: The same with ``keep_text`` (a row then carries its prompt and completion, ~3 kB).
+KEEP_TEXT_STORE_ROWS = 20_000
 #: Tasks queued or running per worker; the main process stores results in input order.
 TASKS_PER_WORKER = 2
 
@@ -147,8 +149,14 @@ def ingest_files(
     order, so the stored rows, samples and quarantine file are the same for any
     ``workers``.  Default: one per CPU, or 1 (no processes) for inputs under
     ``PARALLEL_MIN_BYTES``; ``workers=1`` never starts a process.
+
+    Normalized events are stored ``store_rows`` at a time (``KEEP_TEXT_STORE_ROWS`` at most with
+    ``keep_text``), and progress is reported per store; ``batch_size`` is how many raw events the
+    calling process normalizes at once when it reads a file itself.
     """
     paths = list(paths)
+    if keep_text:  # clear text makes rows ~10x larger: store in smaller steps to bound memory
+        store_rows = min(store_rows, KEEP_TEXT_STORE_ROWS)
     n_workers = _worker_count(paths, workers)
     report = IngestReport(quarantine_path=str(quarantine_path) if quarantine_path else None)
     quarantine = QuarantineWriter(quarantine_path)
