@@ -31,12 +31,12 @@ _PASSTHROUGH = (
     "prompt_tokens", "completion_tokens", "reasoning_tokens", "max_tokens", "temperature", "top_p", "n",
     "logprobs", "top_logprobs", "seed", "reasoning_effort", "stream", "tools_count", "response_tool_calls",
 )  # fmt: skip
-_PASSTHROUGH_GET = itemgetter(*_PASSTHROUGH)
 #: RawEvent fields normalize_batch derives columns from.
 _IDENTITY = (
     "api_key", "end_user", "ip", "user_agent", "account_id", "ts", "end_ts", "first_token_ts", "messages", "completion_text",
 )  # fmt: skip
-_IDENTITY_GET = itemgetter(*_IDENTITY)
+_FIELDS = _PASSTHROUGH + tuple(f for f in _IDENTITY if f not in _PASSTHROUGH)
+_FIELDS_GET = itemgetter(*_FIELDS)
 _EVENT_COLUMNS = frozenset(EVENT_SCHEMA.names)
 
 
@@ -76,18 +76,10 @@ def normalize_batch(raw: Sequence[RawEvent], hasher: Hasher, *, keep_text: bool 
     # Runs once per event: fields are gathered into columns with C-level getters, the one Python loop
     # left walks the messages, and every distinct identifier is hashed once (HMAC costs ~3 us a value).
     n = len(raw)
-    try:
-        pass_rows = list(map(_PASSTHROUGH_GET, raw))
-    except KeyError:  # a reader (or caller) that leaves fields out
-        pass_rows = [tuple(map(ev.get, _PASSTHROUGH)) for ev in raw]
-    get_ids = _IDENTITY_GET
-    try:
-        id_rows = list(map(get_ids, raw))
-    except KeyError:
-        id_rows = [tuple(map(ev.get, _IDENTITY)) for ev in raw]
+    fields = _columns(raw, _FIELDS, _FIELDS_GET)
     api_keys, end_users, ips, agents, account_ids, starts, ends, firsts, messages_col, completions = (
-        list(col) for col in zip(*id_rows)
-    ) if n else ([] for _ in _IDENTITY)
+        fields[name] for name in _IDENTITY
+    )
 
     prompts: list[str] = []
     systems: list[str] = []
@@ -115,11 +107,10 @@ def normalize_batch(raw: Sequence[RawEvent], hasher: Hasher, *, keep_text: bool 
     api_key_hash = _hash_each(hash_, api_keys)
     end_user_hash = _hash_each(hash_, end_users)
     cols: dict[str, Any] = {}
+    cols.update((name, fields[name]) for name in _PASSTHROUGH)
     if n:
-        cols.update(zip(_PASSTHROUGH, map(list, zip(*pass_rows))))
         n_messages, n_user, n_assistant = (list(c) for c in zip(*shapes))
     else:
-        cols.update((name, []) for name in _PASSTHROUGH)
         n_messages, n_user, n_assistant = [], [], []
     cols.update(
         api_key_hash=api_key_hash,
@@ -152,6 +143,17 @@ def normalize_batch(raw: Sequence[RawEvent], hasher: Hasher, *, keep_text: bool 
         )
     excerpts = list(zip(cols["account_id"], cols["event_id"], cols["ts"], prompts))
     return NormalizedBatch(events, texts, excerpts)
+
+
+def _columns(raw: Sequence[RawEvent], names: tuple[str, ...], get: Callable[[RawEvent], tuple]) -> dict[str, list]:
+    """``{name: [event[name] for event in raw]}``, gathered with one C-level getter per event."""
+    try:
+        rows = list(map(get, raw))
+    except KeyError:  # a reader (or caller) that leaves fields out
+        rows = [tuple(map(ev.get, names)) for ev in raw]
+    if not rows:
+        return {name: [] for name in names}
+    return dict(zip(names, map(list, zip(*rows))))
 
 
 def _hash_each(fn: Callable[[Any], Any], values: list) -> list:
