@@ -33,7 +33,7 @@ def test_scan_writes_findings_and_flags_planted_campaigns(small_sim, tmp_path):
     assert all(a["evidence"] and a["signals"] for a in flagged)
     assert len(attack_flagged) >= 0.8 * len(flagged)
     summary = orjson.loads((out / "summary.json").read_bytes())
-    assert summary["n_accounts"] == len(accounts) and summary["schema_version"] == FINDINGS_SCHEMA_VERSION == 2
+    assert summary["n_accounts"] == len(accounts) and summary["schema_version"] == FINDINGS_SCHEMA_VERSION == 3
     assert "<html" in (out / "report.html").read_text().lower()
 
 

@@ -251,6 +251,7 @@ def test_under_the_null_no_unit_crosses_the_threshold():
     ev = sequential_evidence(store, ["N"], SequentialTest())
     assert len(ev) == 2000 and not ev["flagged"].any()
     assert (ev["needed"] - ev["llr"]).min() > 2.0  # not a near miss either
+    assert (ev["pooled_needed"] - ev["pooled"]).min() > 2.0  # nor for the pooled test over all 2,000
 
 
 @pytest.mark.parametrize(
@@ -276,8 +277,12 @@ def test_each_kind_of_campaign_fits_its_own_profile(shape, profile):
 def test_a_larger_account_asks_for_more_evidence_and_alpha_sets_it():
     test = SequentialTest(alpha=0.001)
     assert test.threshold(2000) > test.threshold(20)
-    assert abs(test.threshold(1000) - np.log(1000 / 0.001)) < 1e-9
+    # alpha is split evenly between the one-unit test (Bonferroni over the units) and the pooled test
+    assert abs(test.threshold(1000) - np.log(1000 / 0.0005)) < 1e-9 and abs(test.pooled_threshold() - np.log(2 / 0.001)) < 1e-9
+    assert abs(SequentialTest(shares=()).threshold(1000) - np.log(1000 / 0.001)) < 1e-9
     assert SequentialTest(alpha=0.01).threshold(1000) < test.threshold(1000)
+    with pytest.raises(ValueError, match="campaign share"):
+        SequentialTest(shares=(0.0, 0.5))
     with pytest.raises(ValueError, match="unknown harvest indicator"):
         SequentialTest(profiles=(HarvestProfile("x", "x", (("max_tokens", 1.0),)),))
 
@@ -288,3 +293,41 @@ def test_an_account_id_holding_the_separator_keeps_its_end_users_apart():
     odd = f"tenant{SEPARATOR}7"
     assert parent_of(sub_account_id(odd, 42)) == odd
     assert parent_of(sub_account_id(odd, None)) == odd
+
+
+def test_a_campaign_too_thin_for_any_one_id_is_flagged_by_the_pooled_test():
+    """Eight ids with five requests each: no id is conclusive alone, together they are; the pooled
+    test flags exactly them, and without it (``shares=()``) nothing is flagged."""
+    rng = np.random.default_rng(13)
+    thin = list(range(9101, 9109))
+    rows = _genuine(rng, "R", 300, 2000) + _harvest(rng, "R", thin, 40, start=20_000, hours=48) + _chat_accounts(rng)
+    store, frame, model = _store(rows)
+    alone = sequential_evidence(store, ["R"], SequentialTest(shares=()))
+    assert not alone["flagged"].any()
+    ev = sequential_evidence(store, ["R"], SequentialTest())
+    ids = [f"R#eu:{u}" for u in thin]
+    assert set(ev.index[ev["flagged"]]) == set(ids) and ev.loc[ids, "flagged_pooled"].all()
+    assert (ev.loc[ids, "llr"] < ev.loc[ids, "needed"]).all() and (ev["pooled"] >= ev["pooled_needed"]).all()
+    found = {f.end_user: f for f in score_end_users(store, frame, model, model.threshold) if f.flagged}
+    assert set(found) == {str(u) for u in thin}
+    f = found[str(thin[0])]
+    assert f.flagged_by == "pooled test" and f.harvest_posterior >= 0.9 and f.pooled_nats >= f.pooled_needed
+    assert f.evidence[0].title == "Harvest-shaped requests from several end users at once" and "chance" in f.evidence[0].detail
+
+
+def test_a_units_reference_leaves_its_own_requests_out():
+    """Worked example: the LLR of a unit is its score sum less n * ln(UCB of Z over the *other* units' requests)."""
+    rows = [event_row(k, "A", T0 + k, end_user_hash=k % 3, n_assistant_turns=0, prompt_tokens=50,
+                      completion_tokens=1000 if k % 3 == 0 else 40) for k in range(30)]  # fmt: skip
+    from tests.factories import events_table
+
+    store = DuckDBStore()
+    store.append("events", events_table(rows))
+    test = SequentialTest(profiles=(HarvestProfile("a", "a", (("fresh_long_answer", 2.0),)),), z_sigmas=1.0)
+    ev = sequential_evidence(store, ["A"], test)
+    # unit 0: 10 requests, all fresh and long (s = 2); its reference, units 1 and 2: 20 requests with s = 0, Z = 1 exactly
+    assert abs(ev.loc["A#eu:0", "llr"] - 20.0) < 1e-9
+    # unit 1: reference 10 x e^2 and 10 x 1 (units 0 and 2)
+    ref = np.array([np.e**2] * 10 + [1.0] * 10)
+    expected = -10 * np.log(ref.mean() + ref.std(ddof=1) / np.sqrt(20))
+    assert abs(ev.loc["A#eu:1", "llr"] - expected) < 1e-9

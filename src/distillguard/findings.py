@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 #: Bumped whenever a field of accounts.jsonl / summary.json changes meaning.
-FINDINGS_SCHEMA_VERSION = 2
+FINDINGS_SCHEMA_VERSION = 3
 
 
 def _fmt(value: float) -> str:

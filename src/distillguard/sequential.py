@@ -12,13 +12,23 @@ The test.  Under a harvest profile (:class:`HarvestProfile`: a weight per indica
 gets a score ``s = sum(weight_j * indicator_j)``.  The profile's alternative ("this unit harvests")
 is the benign request distribution *exponentially tilted* towards its indicators: a request with
 score ``s`` is ``exp(s) / Z`` times as likely under it, where ``Z`` is the mean of ``exp(s)`` over
-the reference traffic (the shared account's own requests, mostly genuine).  A unit's log likelihood
+the reference traffic (the rest of the shared account's requests, mostly genuine: leaving the
+unit's own requests out keeps its reference independent of the data it judges).  A unit's log likelihood
 ratio after ``n`` requests is ``LLR = sum(s_i) - n * ln Z``; the profiles (campaigns harvest
 different things) are combined as an equal-weight mixture.  Under the null (the unit's requests
 look like the reference traffic) ``exp(LLR)`` is a nonnegative martingale with mean 1, so by
 Ville's inequality the chance that it *ever* reaches ``1 / a`` is at most ``a``, however long it is
-watched.  An account with ``k`` units spends its false-alarm budget ``alpha`` over them
-(Bonferroni): a unit is flagged when ``LLR >= ln(k / alpha)``.  The weights only set the test's
+watched.  An account spends its false-alarm budget ``alpha`` on two tests, half each:
+
+* one unit alone (Bonferroni over the account's ``k`` units): a unit is flagged when
+  ``LLR >= ln(2k / alpha)``;
+* all units pooled (:meth:`SequentialTest.pooled`): the alternative is that each unit harvests,
+  independently, with some chance ``w`` (a campaign spread over several end-user ids), whose
+  likelihood ratio ``prod_i (1 - w + w exp(LLR_i))`` is again a mean-1 martingale under the null;
+  mixed over a fixed grid of ``w``, it flags the account when it reaches ``ln(2 / alpha)``, and
+  with it the units that carry the evidence (posterior chance of harvesting at least
+  ``attribution``, 0.9).  Four
+  ids with 7 nats each are conclusive together long before any of them is alone.  The weights only set the test's
 power; the bound holds whatever they are.  Correlated indicators (a long fresh answer is often to a
 benchmark prompt) cost nothing: ``Z`` is taken over the joint score, not indicator by indicator.
 The statistic is a sum over the unit's requests, so at any cut it does not depend on their order.
@@ -37,20 +47,21 @@ What keeps the bound honest in practice:
   drifts downward: ``ln Z`` exceeds the score of all but clearly harvest-shaped requests, so only
   a unit where most requests are (above about a third, in a reseller where a tenth are) gains.
 
-What it cannot do: evidence accrues per unit, at best about 2 nats per request (a genuine
-customer's one-shot instruction prompts look like a harvester's, only rarer), and an account of a
-few hundred active end users needs about 12 nats; a campaign spread over many end-user ids at a
-low share gives each id few requests, so it is still seen hours, not minutes, after it starts.
-Pooling the ids of one campaign would need a grouping independent of this evidence under the null
-(shared templates are not: customers' instruction prompts share openings too).  And a customer
+What it cannot do: evidence accrues at best about 2 nats per request (a genuine customer's
+one-shot instruction prompts look like a harvester's, only rarer; the campaign's own requests
+raise the reference's ``Z`` too), one unit of a few hundred needs about 13 nats alone and the
+pooled test 7.6 over all of them, so a campaign spread thin over many end-user ids at a low share
+is still seen hours, not minutes, after it starts.  Grouping the ids of one campaign by what
+their prompts share is not a valid pooling (customers' instruction prompts share openings too):
+the pooled test needs no grouping, only that genuine units are independent.  And a customer
 whose every request is a fresh prompt answered at length is, request by request, what a
 harvester looks like: such a run is flagged, with evidence that says exactly that.  Harvesting
 that shows only in client settings (logprobs, n > 1) or in breadth is left to the account model.
 
 Example:
     >>> test = SequentialTest(alpha=0.001)
-    >>> round(test.threshold(1000), 2)      # ln(1000 / 0.001): evidence needed in an account of 1,000 end users
-    13.82
+    >>> round(test.threshold(1000), 2)      # ln(1000 / 0.0005): one end user alone, in an account of 1,000
+    14.51
     >>> [p.name for p in test.profiles][:2]
     ['answer_harvest', 'reasoning_harvest']
 """
@@ -119,8 +130,14 @@ class SequentialTest:
     """The harvest profiles tested and the false-alarm budget of the test."""
 
     profiles: tuple[HarvestProfile, ...] = PROFILES  # the alternative; they set power, not the false-alarm bound
-    alpha: float = 0.001  # chance that a genuine account is flagged through any of its units (Bonferroni over them)
+    alpha: float = 0.001  # chance that a genuine account is flagged through any of its units
     z_sigmas: float = 2.0  # the normaliser Z is taken this many standard errors above its estimate
+    #: Campaign shares of an account's units the pooled test mixes over (empty: no pooled test, and
+    #: the one-unit test gets all of ``alpha``).  A grid fixed in advance: it sets power, not the bound.
+    shares: tuple[float, ...] = (0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001)
+    #: When the pooled test fires, the end users it names: those at least this likely to harvest
+    #: given the account's evidence (each named one is a genuine customer with chance at most 1 - this).
+    attribution: float = 0.9
 
     def __post_init__(self) -> None:
         unknown = sorted({name for p in self.profiles for name, _ in p.weights} - set(INDICATORS))
@@ -130,10 +147,54 @@ class SequentialTest:
             raise ValueError("at least one harvest profile is needed")
         if not 0.0 < self.alpha < 1.0:
             raise ValueError("alpha must be in (0, 1)")
+        if any(not 0.0 < w < 1.0 for w in self.shares):
+            raise ValueError("every campaign share of the pooled test must be in (0, 1)")
+        if not 0.5 <= self.attribution < 1.0:
+            raise ValueError("attribution must be in [0.5, 1)")
+
+    @property
+    def unit_alpha(self) -> float:
+        """The one-unit test's share of ``alpha`` (half of it when the pooled test takes the other half)."""
+        return self.alpha / 2 if self.shares else self.alpha
 
     def threshold(self, n_units: int) -> float:
-        """Evidence (nats) a unit needs in an account of ``n_units`` units."""
-        return math.log(max(int(n_units), 1) / self.alpha)
+        """Evidence (nats) one unit needs in an account of ``n_units`` units (Bonferroni over them)."""
+        return math.log(max(int(n_units), 1) / self.unit_alpha)
+
+    def pooled_threshold(self) -> float:
+        """Evidence (nats) the pooled test needs in any account: ``ln(2 / alpha)``."""
+        return math.log(2 / self.alpha)
+
+    def pooled(self, llr: np.ndarray) -> tuple[float, np.ndarray]:
+        """The pooled evidence of an account's units and each unit's posterior chance of harvesting.
+
+        The alternative: each unit harvests, independently, with chance ``w`` (a campaign spread
+        over several end-user ids).  Its likelihood ratio is ``prod_i (1 - w + w exp(LLR_i))``, a
+        product of mean-1 martingales under the null, so Ville's bound holds for it too; ``w`` is
+        unknown, so the evidence is the equal-weight mixture over ``shares``.  Several units with
+        moderate evidence each add up, while the many genuine units cost at most ``-ln(1 - w)``
+        each.  The posterior says which units carry it (averaged over ``w`` given the data).
+
+        Example:
+            >>> test = SequentialTest()
+            >>> nats, post = test.pooled(np.array([7.0, 7.0, 7.0, 7.0] + [-1.0] * 200))
+            >>> round(nats, 1), round(test.threshold(204), 1), round(test.pooled_threshold(), 1)
+            (8.5, 12.9, 7.6)
+            >>> post[:5].round(2).tolist()
+            [0.96, 0.96, 0.96, 0.96, 0.01]
+        """
+        x = np.asarray(llr, dtype="float64")
+        if not self.shares or not len(x):
+            return 0.0, np.zeros(len(x))
+        w = np.asarray(self.shares)[:, None]
+        # ln(1 - w + w e^x) per (share, unit), without overflow
+        log_factor = np.logaddexp(np.log1p(-w), np.log(w) + x[None, :])
+        per_share = log_factor.sum(axis=1)
+        top = per_share.max()
+        weights = np.exp(per_share - top)
+        nats = float(top + np.log(weights.mean()))
+        harvests = np.exp(np.log(w) + x[None, :] - log_factor)  # P(unit harvests | its data, w)
+        return nats, (weights[:, None] * harvests).sum(axis=0) / weights.sum()
 
     def combine(self, llr_by_profile: np.ndarray) -> np.ndarray:
         """A unit's evidence from its per-profile LLRs (units x profiles): the equal-weight mixture.
@@ -152,36 +213,45 @@ class SequentialTest:
     def units_sql(self, events: str, unit: str) -> str:
         """One row per (account_id, unit): requests, indicator counts, per-profile LLRs, units in the account.
 
-        ``events`` is a relation of stored events (the reference is all of an account's rows in
-        it); ``unit`` an SQL expression naming the unit inside the account (e.g. the end user).
-        Columns: ``account_id, unit, n, n_success, output_tokens, n_units``, ``n_<indicator>`` per
-        indicator and ``llr_<k>`` per profile (in the order of ``profiles``).
+        ``events`` is a relation of stored events; ``unit`` an SQL expression naming the unit inside
+        the account (e.g. the end user).  A unit's reference traffic is the rest of its account's
+        rows in ``events`` (leave one unit out: a unit's own requests neither raise nor lower its
+        reference, so ``Z`` does not depend on the data it judges).  Columns: ``account_id, unit,
+        n, n_success, output_tokens, n_units``, ``n_<indicator>`` per indicator and ``llr_<k>`` per
+        profile (in the order of ``profiles``); a unit with fewer than two reference requests has
+        no evidence (LLR 0).
         """
         flags = ", ".join(f"CASE WHEN {sql} THEN 1 ELSE 0 END AS f_{name}" for name, (sql, _) in INDICATORS.items())
         counts = ", ".join(f"sum(f_{name}) AS n_{name}" for name in INDICATORS)
         k = range(len(self.profiles))
         scores = ", ".join(f"{p.score_sql()} AS s_{i}" for i, p in enumerate(self.profiles))
-        sigmas = float(self.z_sigmas)
-        # ln of an upper confidence bound on Z = E[exp(s)] over the account's requests
-        log_z = ", ".join(
-            f"ln(avg(exp(s_{i})) + {sigmas!r} * coalesce(stddev_samp(exp(s_{i})), 0) / sqrt(count(*))) AS log_z_{i}" for i in k
-        )
+        moments = ", ".join(f"sum(exp(s_{i})) AS e_{i}, sum(exp(2 * s_{i})) AS e2_{i}" for i in k)
         sums = ", ".join(f"sum(s_{i}) AS s_sum_{i}" for i in k)
-        llrs = ", ".join(f"u.s_sum_{i} - u.n * r.log_z_{i} AS llr_{i}" for i in k)
+        sigmas = float(self.z_sigmas)
+        # ln of an upper confidence bound on Z = E[exp(s)] over the reference (the account's other units)
+        log_z = ", ".join(
+            f"ln((r.e_{i} - u.e_{i}) / m + {sigmas!r} * sqrt(greatest(r.e2_{i} - u.e2_{i} - (r.e_{i} - u.e_{i}) ^ 2 / m, 0)"
+            f" / (m - 1) / m)) AS log_z_{i}" for i in k
+        )
+        llrs = ", ".join(f"CASE WHEN m >= 2 THEN s_sum_{i} - n * log_z_{i} ELSE 0.0 END AS llr_{i}" for i in k)
         return f"""
 WITH scored AS (
   SELECT account_id, {unit} AS unit, {scores}, {flags},
     CASE WHEN coalesce(status, 'success') = 'success' THEN 1 ELSE 0 END AS ok, coalesce(completion_tokens, 0) AS out_tokens
   FROM {events} e
 ),
-ref AS (SELECT account_id, {log_z} FROM scored GROUP BY account_id),
+ref AS (SELECT account_id, count(*) AS n_ref, {moments} FROM scored GROUP BY account_id),
 units AS (
-  SELECT account_id, unit, count(*) AS n, sum(ok) AS n_success, sum(out_tokens) AS output_tokens, {sums}, {counts}
+  SELECT account_id, unit, count(*) AS n, sum(ok) AS n_success, sum(out_tokens) AS output_tokens, {sums}, {moments}, {counts}
   FROM scored GROUP BY account_id, unit
+),
+judged AS (
+  SELECT u.*, r.n_ref - u.n AS m, {log_z}
+  FROM units u JOIN ref r ON u.account_id = r.account_id
 )
-SELECT u.account_id, u.unit, u.n, u.n_success, u.output_tokens, {", ".join(f"u.n_{name}" for name in INDICATORS)}, {llrs},
-  count(*) OVER (PARTITION BY u.account_id) AS n_units
-FROM units u JOIN ref r ON u.account_id = r.account_id
+SELECT account_id, unit, n, n_success, output_tokens, {", ".join(f"n_{name}" for name in INDICATORS)}, {llrs},
+  count(*) OVER (PARTITION BY account_id) AS n_units
+FROM judged
 """
 
     def describe(self, counts: dict[str, int], n: int, profile: int) -> str:

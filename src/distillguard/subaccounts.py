@@ -93,6 +93,10 @@ class SubAccountFinding:
     model_score: float | None = None  # the account model's score (None: fewer than min_events requests)
     evidence_nats: float | None = None  # the sequential test's log likelihood ratio (None: test off)
     evidence_needed: float | None = None  # the threshold it had to reach in this account
+    pooled_nats: float | None = None  # the pooled test's evidence over all end users of the account (None: test off)
+    pooled_needed: float | None = None  # the threshold the pooled evidence had to reach
+    harvest_posterior: float | None = None  # the pooled test's posterior chance that this end user harvests
+    flagged_by: str | None = None  # "sequential test", "pooled test" or "model" (the first that holds), None if not flagged
 
     def explain(self) -> str:
         who = "requests without an end-user id" if self.end_user == "none" else f"end user {self.end_user}"
@@ -104,7 +108,7 @@ class SubAccountFinding:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("score", "share", "model_score", "evidence_nats", "evidence_needed"):
+        for k in ("score", "share", "model_score", "evidence_nats", "evidence_needed", "pooled_nats", "pooled_needed", "harvest_posterior"):
             if d[k] is not None:
                 d[k] = round(float(d[k]), 6)
         return d
@@ -176,8 +180,12 @@ def sequential_evidence(
 
     Index: sub-account id; columns as :meth:`SequentialTest.units_sql`, plus ``llr`` (the mixture's
     evidence, nats), ``profile`` (the best-fitting profile's position), ``needed`` (the threshold
-    in its account) and ``flagged``.  The reference traffic of each unit is its account's
-    requests up to ``until``.
+    one unit must reach alone in its account), ``pooled`` / ``pooled_needed`` (the account's
+    pooled evidence over all its units and its threshold, :meth:`SequentialTest.pooled`),
+    ``posterior`` (the unit's chance of harvesting given the pooled evidence), ``flagged_pooled``
+    (flagged by the pooled test: it fired and the unit's posterior is at least the test's
+    ``attribution``, and not by its own evidence) and ``flagged``.  The reference traffic of each unit is the rest of its
+    account's requests up to ``until``.
 
     Example:
         >>> ev = sequential_evidence(store, ["reseller-1"], SequentialTest())   # doctest: +SKIP
@@ -192,25 +200,53 @@ def sequential_evidence(
     units["llr"] = test.combine(by_profile)
     units["profile"] = by_profile.argmax(axis=1) if len(units) else np.zeros(0, dtype=int)
     units["needed"] = [test.threshold(k) for k in units["n_units"].tolist()]
-    units["flagged"] = units["llr"].to_numpy() >= units["needed"].to_numpy()
+    units["pooled"], units["posterior"] = 0.0, 0.0
+    for _, rows in units.groupby("account_id", sort=False).indices.items():
+        nats, posterior = test.pooled(units["llr"].to_numpy()[rows])
+        units.iloc[rows, units.columns.get_loc("pooled")] = nats
+        units.iloc[rows, units.columns.get_loc("posterior")] = posterior
+    units["pooled_needed"] = test.pooled_threshold()
+    by_unit = units["llr"].to_numpy() >= units["needed"].to_numpy()
+    carries = units["posterior"].to_numpy() >= test.attribution
+    units["flagged_pooled"] = (units["pooled"].to_numpy() >= units["pooled_needed"].to_numpy()) & carries & ~by_unit
+    units["flagged"] = by_unit | units["flagged_pooled"].to_numpy()
     return units
 
 
-def _sequential_score(llr: float, n_units: int) -> float:
-    """1 - the Bonferroni-adjusted Ville bound on a genuine unit showing ``llr`` nats of evidence."""
-    excess = llr - math.log(max(n_units, 1))
-    return 1.0 - math.exp(-excess) if excess > 0 else 0.0
+def _ville_score(nats: float, needed: float, alpha: float) -> float:
+    """1 - the (adjusted) Ville bound on a genuine account showing ``nats`` where ``needed`` is its
+    threshold at false-alarm rate ``alpha``: ``alpha`` exactly at the threshold, 0 far below it."""
+    margin = needed - nats + math.log(alpha)  # ln of the bound
+    return 1.0 - math.exp(margin) if margin < 0 else 0.0
+
+
+def _sequential_score(test: SequentialTest, row: pd.Series) -> float:
+    """The test's confidence in a unit: its own evidence's, or the pooled evidence's weighted by
+    the unit's posterior share of it, whichever is higher."""
+    own = _ville_score(float(row["llr"]), float(row["needed"]), test.alpha)
+    pooled = _ville_score(float(row["pooled"]), float(row["pooled_needed"]), test.alpha) * float(row["posterior"])
+    return max(own, pooled) if test.shares else own
 
 
 def _sequential_evidence_item(test: SequentialTest, row: pd.Series) -> Evidence:
     counts = {name: int(row[f"n_{name}"]) for name in INDICATORS}
     n = int(row["n"])
+    own = (
+        f"{test.describe(counts, n, int(row['profile']))}: {row['llr']:.1f} nats of evidence against the rest of the "
+        f"account's traffic, {row['needed']:.1f} needed alone among its {int(row['n_units']):,} end users"
+    )
+    if bool(row["flagged_pooled"]):
+        return Evidence(
+            "sequential",
+            "Harvest-shaped requests from several end users at once",
+            f"{own}; together with the account's other end users {row['pooled']:.1f} nats that some of them harvest, "
+            f"{row['pooled_needed']:.1f} needed, and a {row['posterior']:.0%} chance that this one is among them "
+            f"(false-alarm bound {test.alpha:g} per account)",
+            round(_sequential_score(test, row), 4),
+        )
     return Evidence(
-        "sequential",
-        "Harvest-shaped requests, one after another",
-        f"{test.describe(counts, n, int(row['profile']))}: {row['llr']:.1f} nats of evidence against the account's own traffic, "
-        f"{row['needed']:.1f} needed among its {int(row['n_units']):,} end users (false-alarm bound {test.alpha:g} per account)",
-        round(_sequential_score(float(row["llr"]), int(row["n_units"])), 4),
+        "sequential", "Harvest-shaped requests, one after another", f"{own} (false-alarm bound {test.alpha:g} per account)",
+        round(_sequential_score(test, row), 4),
     )
 
 
@@ -245,7 +281,9 @@ def score_end_users(
     at_seq: dict[str, int] = {}
     if seq is not None and len(seq):
         at_seq = {str(sid): i for i, sid in enumerate(seq.index)}
-        llr, needed, n_units, seq_flags = (seq[c].to_numpy() for c in ("llr", "needed", "n_units", "flagged"))
+        llr, needed, seq_flags, seq_pooled = (seq[c].to_numpy() for c in ("llr", "needed", "flagged", "flagged_pooled"))
+        seq_own = seq_flags & ~seq_pooled
+        pooled, pooled_needed, posterior = (seq[c].to_numpy() for c in ("pooled", "pooled_needed", "posterior"))
         seq_n, seq_success, seq_tokens = (seq[c].to_numpy() for c in ("n", "n_success", "output_tokens"))
     chosen = list(at_model) + [sid for sid, j in at_seq.items() if seq_flags[j] and sid not in at_model]
     parent_events = frame["n_events"]
@@ -254,25 +292,30 @@ def score_end_users(
         parent, end_user = sid.rsplit(SEPARATOR, 1)
         i, j = at_model.get(sid), at_seq.get(sid)
         model_score = float(scores[i]) if i is not None else None
-        seq_score = _sequential_score(float(llr[j]), int(n_units[j])) if j is not None else 0.0
+        seq_score = _sequential_score(test, seq.iloc[j]) if j is not None else 0.0
         by_model = bool(model_flags[i]) if i is not None else False
-        by_test = bool(seq_flags[j]) if j is not None else False
+        by_unit = bool(seq_own[j]) if j is not None else False
+        by_pool = bool(seq_pooled[j]) if j is not None else False
         n_events = int(sub_n[i]) if i is not None else int(seq_n[j])
         finding = SubAccountFinding(
             account_id=parent,
             end_user=end_user,
             score=max(model_score or 0.0, seq_score),
-            flagged=by_model or by_test,
+            flagged=by_model or by_unit or by_pool,
             n_events=n_events,
             share=n_events / max(float(parent_events.at[parent]), 1.0),
             model_score=model_score,
             evidence_nats=float(llr[j]) if j is not None else None,
             evidence_needed=float(needed[j]) if j is not None else None,
+            pooled_nats=float(pooled[j]) if j is not None and test.shares else None,
+            pooled_needed=float(pooled_needed[j]) if j is not None and test.shares else None,
+            harvest_posterior=float(posterior[j]) if j is not None and test.shares else None,
+            flagged_by="sequential test" if by_unit else "pooled test" if by_pool else "model" if by_model else None,
         )
         if finding.flagged:
             finding.est_exchanges = int(sub_success[i] if i is not None else seq_success[j])
             finding.est_output_tokens = int(sub_tokens[i] if i is not None else seq_tokens[j])
-            if by_test:
+            if by_unit or by_pool:
                 finding.evidence.append(_sequential_evidence_item(test, seq.iloc[j]))
             if i is not None:
                 finding.evidence += model.explain(sub, sid)

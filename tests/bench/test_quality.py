@@ -82,8 +82,9 @@ def test_detection_delay_counts_exchanges_before_the_first_flag():
     store.append("events", events_table(rows))
     labels = {"attacker": {"is_attack": True, "campaign_id": "c1"}, "quiet": {"is_attack": False}}
     out = detection_delay(store, _CountingModel(), 0.5, labels, {})
-    # the first hourly cut (t0 + 1h) sees 6 events (t0 .. t0+50min): flagged there, 6 harvested before
-    assert out["c1"] == {"exchanges": 60, "harvested_before_flag": 6, "share": 0.1, "detected": True, "via": "account"}
+    # the first hourly cut (t0 + 1h) sees 6 events (t0 .. t0+50min) and flags; replayed at its quarters, the
+    # cut at t0 + 45min already sees 5 (t0 .. t0+40min) and flags, t0 + 30min (3 events) does not
+    assert out["c1"] == {"exchanges": 60, "harvested_before_flag": 5, "share": 5 / 60, "detected": True, "via": "account"}
 
 
 def test_detection_delay_counts_only_the_campaign_share_of_a_mixed_account():
@@ -114,7 +115,8 @@ class _BlindModel:
 
 def test_detection_delay_replays_the_end_users_sequential_test():
     """A campaign inside a reseller, 3 end-user ids far below the model path's 50 requests each, is
-    flagged in the replay through the sequential test, as the scan would flag it."""
+    flagged in the replay through the sequential test, as the scan would flag it: the three ids together
+    (pooled) before any of them alone."""
     from distillguard.store.duckdb import DuckDBStore
     from distillguard.subaccounts import SubAccountConfig
     from tests.factories import event_row, events_table
@@ -133,6 +135,6 @@ def test_detection_delay_replays_the_end_users_sequential_test():
     store.append("events", events_table(rows + campaign))
     labels = {"reseller": {"is_attack": True, "campaign_id": "c1"}}
     out = detection_delay(store, _BlindModel(), 0.5, labels, {r["event_id"]: "c1" for r in campaign})["c1"]
-    assert out["detected"] and out["via"] == "end user (sequential test)"
+    assert out["detected"] and out["via"] == "end user (pooled test)"
     per_id_at_flag = out["harvested_before_flag"] / 3
     assert per_id_at_flag < SubAccountConfig().min_events and out["share"] < 0.5
