@@ -307,10 +307,12 @@ NATs, resellers) plus the named campaign(s), simulated with a seed the shipped m
 * "recall / FPR at threshold" uses the shipped model's operating point.
 * Campaign recall: a campaign counts as found when at least one of its accounts is flagged.
 * Max harvested before flag: the largest share of a campaign's exchanges made before its first flag,
-  replaying the scenario hour by hour through each campaign's first two days (6-hourly otherwise).
+  replaying the scenario hour by hour through each campaign's first two days (6-hourly otherwise),
+  and the step in which it is first flagged again at each quarter (every 15 minutes).
   A campaign mixed into a reseller counts only its own requests, and is flagged through its end
-  users (the account model from 50 requests each, or the sequential test on per-request evidence
-  sooner); `results.json` says, per campaign, which path flagged it first (`via`).
+  users (the account model from 50 requests each, or sooner the sequential test on per-request
+  evidence, one end user alone or all of the account's pooled); `results.json` says, per
+  campaign, which path flagged it first (`via`).
 * Hard-negative FP: the worst flagged share among hard-negative benign personas.
 * Baselines on the same accounts: volume z-score, a gateway rate limit (60 rpm / 2,000 per day),
   PRADA-style query-distance normality, MMD window test on wordllama embeddings.
