@@ -6,6 +6,7 @@ Exit codes: 0 done; 1 done and accounts were flagged (only with ``--fail-on-flag
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -349,9 +350,11 @@ def bench_quality(
     out_console.print(markdown_table(rows))
     if markdown:
         command = " ".join(["distillguard bench quality", *(scenarios or []), f"--seed {seed}", f"--scale {scale}", f"--corpora {corpora}"])
-        markdown.write_text(benchmark_page(rows, command))
+        markdown.write_text(benchmark_page(rows, command, plots=markdown.stem))
+        for plot in ("roc", "harvested"):  # beside the page, which shows them
+            shutil.copyfile(workdir / f"{plot}.png", markdown.with_name(f"{markdown.stem}-{plot}.png"))
         out_console.print(f"markdown page: {markdown}")
-    out_console.print(f"results: {workdir / 'results.json'}, {workdir / 'results.md'}, {workdir / 'roc.png'}")
+    out_console.print(f"results: {workdir / 'results.json'}, {workdir / 'results.md'}, plots {workdir / 'roc.png'}, {workdir / 'harvested.png'}")
 
 
 @bench_app.command("linking")

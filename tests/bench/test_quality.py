@@ -138,3 +138,14 @@ def test_detection_delay_replays_the_end_users_sequential_test():
     assert out["detected"] and out["via"] == "end user (pooled test)"
     per_id_at_flag = out["harvested_before_flag"] / 3
     assert per_id_at_flag < SubAccountConfig().min_events and out["share"] < 0.5
+
+
+def test_the_harvested_plot_shows_missed_campaigns_too(tmp_path):
+    from distillguard.bench.quality import plot_harvested
+
+    rows = [
+        {"scenario": "a", "detection": {"c1": {"share": 0.004, "detected": True}, "c2": {"share": 1.0, "detected": False}}},
+        {"scenario": "no replay"},  # a row without detection figures is left out, not an error
+    ]
+    plot_harvested(rows, tmp_path / "h.png")
+    assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"

@@ -237,6 +237,7 @@ def run_quality_bench(
     (workdir / "results.json").write_text(json.dumps([{k: v for k, v in r.items() if k != "_roc"} for r in rows], indent=1))
     (workdir / "results.md").write_text(markdown_table(rows))
     plot_roc(rows, workdir / "roc.png")
+    plot_harvested(rows, workdir / "harvested.png")
     return rows
 
 
@@ -293,8 +294,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def benchmark_page(rows: list[dict[str, Any]], command: str) -> str:
-    """docs/benchmarks.md: how the numbers were made, the table, and what it does not show."""
+def benchmark_page(rows: list[dict[str, Any]], command: str, plots: str | None = None) -> str:
+    """docs/benchmarks.md: how the numbers were made, the table, the plots (``<plots>-roc.png`` and
+    ``<plots>-harvested.png`` beside the page, when given) and what it does not show."""
     when = time.strftime("%Y-%m-%d", time.gmtime())
     return f"""# Benchmark results
 
@@ -318,6 +320,8 @@ NATs, resellers) plus the named campaign(s), simulated with a seed the shipped m
   PRADA-style query-distance normality, MMD window test on wordllama embeddings.
 
 {markdown_table(rows)}
+{f"![ROC per scenario]({plots}-roc.png) ![Harvested before detection]({plots}-harvested.png)" if plots else ""}
+
 Caveat: these scenarios come from our own simulator; an evaluation set we do not have exists. A
 perfect score here says the simulated campaigns are separable, not that real ones are.
 """
@@ -341,6 +345,31 @@ def plot_roc(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_xlabel("benign false-positive rate (log)")
     ax.set_ylabel("harvesting accounts flagged (recall)")
     ax.set_title("distillguard ROC per scenario")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_harvested(rows: list[dict[str, Any]], path: Path, target: float = 0.02) -> None:
+    """Share of each campaign's exchanges harvested before its first flag, per scenario, against the target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = [r for r in rows if r.get("detection")]
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * max(len(measured), 3) + 1.2))
+    for i, r in enumerate(measured):
+        shares = [max(d["share"], 1e-4) if d["detected"] else 1.0 for d in r["detection"].values()]
+        missed = [not d["detected"] for d in r["detection"].values()]
+        ax.scatter(shares, [i] * len(shares), c=["tab:red" if m else "tab:blue" for m in missed], s=18, alpha=0.8)
+    ax.axvline(target, color="tab:red", ls="--", lw=1, label=f"target: flagged before {target:.0%}")
+    ax.set_yticks(range(len(measured)), [r["scenario"] for r in measured])
+    ax.set_xscale("log")
+    ax.set_xlim(1e-4, 1.05)
+    ax.set_xlabel("share of exchanges harvested before the first flag (log; 1 = never flagged)")
+    ax.set_title("Harvested before detection, one dot per campaign")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
