@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from distillguard.bench.throughput import TreeMemorySampler
 from distillguard.detectors.ensemble import Ensemble
 from distillguard.scan import ScanOptions, run_scan
 from distillguard.training import labels_vector
@@ -218,7 +220,12 @@ def run_quality_bench(
                 labels[str(row["account_id"])] = row
         stage(f"{name}: scanning {sim.events:,} events")
         t0 = time.perf_counter()
-        result = run_scan([sim.traffic], workdir / name / "scan", ScanOptions(accounts_path=str(sim.accounts_file), model_path=model_path))
+        memory = TreeMemorySampler(os.getpid())  # this process and its ingest workers
+        memory.start()
+        try:
+            result = run_scan([sim.traffic], workdir / name / "scan", ScanOptions(accounts_path=str(sim.accounts_file), model_path=model_path))
+        finally:
+            memory.stop()
         seconds = time.perf_counter() - t0
         text_scores = _text_baseline_scores(name, seed, corpora, scale) if text_baselines else None
         metrics = evaluate_scan(result.features, labels, result.summary.threshold, text_scores)
@@ -230,7 +237,8 @@ def run_quality_bench(
             metrics["detection"] = delays
             shares = [d["share"] for d in delays.values()]
             metrics["max_harvested_share_before_flag"] = max(shares) if shares else float("nan")
-        metrics.update({"scenario": name, "events": sim.events, "scan_s": round(seconds, 2), "events_per_s": round(sim.events / seconds)})
+        metrics.update({"scenario": name, "events": sim.events, "scan_s": round(seconds, 2), "events_per_s": round(sim.events / seconds),
+                        "peak_tree_rss_mb": round(memory.peak_rss_kb / 1024, 1)})
         rows.append(metrics)
         result.store.close()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -267,6 +275,10 @@ def _auc(row: dict[str, Any], name: str) -> str:
     return f"{row[name]['auc']:.3f}" if name in row else "n/a"
 
 
+def _mb(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:,.0f} MB"
+
+
 def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.1f}%"
 
@@ -275,7 +287,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The results as the markdown table kept in docs/benchmarks.md."""
     head = (
         "| scenario | events | accounts (attack) | AUC | recall @0.1% FPR | recall @1% FPR | recall / FPR at threshold "
-        "| campaign recall | max harvested before flag | hard-negative FP | volume z AUC | rate-limit recall | PRADA AUC | MMD AUC | events/s |\n|" + "---|" * 15 + "\n"
+        "| campaign recall | max harvested before flag | hard-negative FP | volume z AUC | rate-limit recall | PRADA AUC | MMD AUC | events/s | peak memory |\n|" + "---|" * 16 + "\n"
     )
     lines = []
     for r in rows:
@@ -289,7 +301,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"| {_pct(d['recall_at_threshold'])} / {_pct(d['fpr_at_threshold'])} | {_pct(r['campaign_recall'])} "
             f"| {_pct(r.get('max_harvested_share_before_flag', float('nan')))} | {hn_text} "
             f"| {r['volume_z']['auc']:.3f} | {_pct(r['rate_limit']['recall_at_threshold'])} "
-            f"| {_auc(r, 'prada')} | {_auc(r, 'mmd')} | {r['events_per_s']:,} |"
+            f"| {_auc(r, 'prada')} | {_auc(r, 'mmd')} | {r['events_per_s']:,} | {_mb(r.get('peak_tree_rss_mb'))} |"
         )
     return head + "\n".join(lines) + "\n"
 
@@ -316,6 +328,8 @@ NATs, resellers) plus the named campaign(s), simulated with a seed the shipped m
   evidence, one end user alone or all of the account's pooled); `results.json` says, per
   campaign, which path flagged it first (`via`).
 * Hard-negative FP: the worst flagged share among hard-negative benign personas.
+* Peak memory: the largest resident memory of the bench process and its ingest workers, summed,
+  while the scenario's scan ran (the bench process holds the previous scenarios' leftovers too).
 * Baselines on the same accounts: volume z-score, a gateway rate limit (60 rpm / 2,000 per day),
   PRADA-style query-distance normality, MMD window test on wordllama embeddings.
 
