@@ -103,15 +103,12 @@ def normalize_batch(raw: Sequence[RawEvent], hasher: Hasher, *, keep_text: bool 
         add_first(user_texts[0] if user_texts else None)
         add_system(system_text)
 
-    hash_ = hasher.hash
+    hash_, hash_text = hasher.hash, hasher.hash_text
     api_key_hash = _hash_each(hash_, api_keys)
     end_user_hash = _hash_each(hash_, end_users)
     cols: dict[str, Any] = {}
     cols.update((name, fields[name]) for name in _PASSTHROUGH)
-    if n:
-        n_messages, n_user, n_assistant = (list(c) for c in zip(*shapes))
-    else:
-        n_messages, n_user, n_assistant = [], [], []
+    n_messages, n_user, n_assistant = zip(*shapes) if n else ((), (), ())
     cols.update(
         api_key_hash=api_key_hash,
         end_user_hash=end_user_hash,
@@ -126,9 +123,10 @@ def normalize_batch(raw: Sequence[RawEvent], hasher: Hasher, *, keep_text: bool 
         n_messages=n_messages,
         n_user_turns=n_user,
         n_assistant_turns=n_assistant,
-        has_system=[bool(x) for x in systems],
-        system_hash=_hash_each(hash_, ["sys:" + x[:2000] if x else None for x in systems]),
-        conversation_hash=_hash_each(hash_, ["conv:" + x[:500] if x is not None else None for x in first_users]),
+        has_system=list(map(bool, systems)),
+        # keyed on the text itself: no prefixed copy of every prompt is built just to find the distinct ones
+        system_hash=_hash_each(lambda x: hash_text("sys:" + x[:2000]) if x else None, systems),
+        conversation_hash=_hash_each(lambda x: hash_text("conv:" + x[:500]) if x is not None else None, first_users),
     )
     measured = measure_texts(prompts, completions)
     for name, values in measured.items():
@@ -145,18 +143,21 @@ def normalize_batch(raw: Sequence[RawEvent], hasher: Hasher, *, keep_text: bool 
     return NormalizedBatch(events, texts, excerpts)
 
 
-def _columns(raw: Sequence[RawEvent], names: tuple[str, ...], get: Callable[[RawEvent], tuple]) -> dict[str, list]:
-    """``{name: [event[name] for event in raw]}``, gathered with one C-level getter per event."""
+def _columns(raw: Sequence[RawEvent], names: tuple[str, ...], get: Callable[[RawEvent], tuple]) -> dict[str, tuple]:
+    """``{name: tuple(event[name] for event in raw)}``, gathered with one C-level getter per event.
+
+    Tuples, not lists: Arrow and the text measures take either, and a list copy would touch every value again.
+    """
     try:
         rows = list(map(get, raw))
     except KeyError:  # a reader (or caller) that leaves fields out
         rows = [tuple(map(ev.get, names)) for ev in raw]
     if not rows:
-        return {name: [] for name in names}
-    return dict(zip(names, map(list, zip(*rows))))
+        return {name: () for name in names}
+    return dict(zip(names, zip(*rows)))
 
 
-def _hash_each(fn: Callable[[Any], Any], values: list) -> list:
+def _hash_each(fn: Callable[[Any], Any], values: Sequence) -> list:
     """``[fn(v) for v in values]``, calling ``fn`` once per distinct value (identifiers repeat within a batch)."""
     try:
         memo = {v: fn(v) for v in set(values)}
