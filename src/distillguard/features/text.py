@@ -1,10 +1,11 @@
 """Per-event text measurements: the text-derived columns of ``EVENT_SCHEMA``.
 
 The prompt and completion text are dropped after this step, so everything the
-detectors need from the text is measured here, in one vectorized pass per batch:
+detectors need from the text is measured here, in one compiled pass per text
+(:mod:`distillguard.features.kernels`, over the texts' UTF-8 bytes) and a few
+array operations per batch:
 
-* one tokenizer for everything (a compiled pass over UTF-32 code points,
-  :mod:`distillguard.features.kernels`): words are runs
+* one tokenizer for everything: words are runs
   of letters / marks / digits / ``_`` in space-delimited scripts; every CJK
   ideograph, kana, hangul syllable and Thai-family character is its own token
   (those scripts do not put spaces between words, so cue phrases in them match
@@ -99,11 +100,9 @@ MINHASH_MAX_TOKENS = 128  # near-duplicates are decided on the first 128 tokens 
 BENCHMARK_SHINGLE = 8
 BENCHMARK_SAMPLE_MASK = 1  # a shingle is indexed and looked up iff bit 32 of its unmixed hash is 0 (1 in 2)
 BENCHMARK_MIN_HITS = 3  # benchmark_name is set from this many sampled-shingle hits on
-_CHUNK_CHARS = 1 << 18  # keep every per-character array in cache
 
 _M64 = (1 << 64) - 1
-_BASE = 0x100000001B3  # the token hash's polynomial base (kernels.BASE)
-_KEY_MUL = 0x9E3779B97F4A7C15
+_KEY_MUL = 0x9E3779B97F4A7C15  # folds a cue phrase's word ids into its key (kernels.KEY_MUL)
 
 # --------------------------------------------------------------------------- character tables
 
@@ -129,22 +128,18 @@ _PER_CHAR_RANGES = _SCRIPT_RANGES["cjk"] + _SCRIPT_RANGES["kana"] + _SCRIPT_RANG
 _QUOTES = '"\u201c\u201d\u201e\u00ab\u00bb\u300c\u300d\u300e\u300f\uff02'
 _CODE_CHARS = "{};<>[]`|"
 _MATH_CHARS = "=+^$\u221a\u2211\u222b\u03c0\u2264\u2265\u00b1\u00d7\u00f7\u2260\u2248"
-_SYM_MATH = 1 << 12  # symbol table: code chars count 1, math chars 1<<12 (views are < 4096 chars)
 _PK_LOWER_MASK = (1 << 21) - 1  # packed table layout (see _Tables.packed)
 _PK_KIND_SHIFT, _PK_QUOTE_SHIFT, _PK_CODE_SHIFT, _PK_MATH_SHIFT = 21, 23, 24, 25
+_PK_DIGIT_SHIFT, _PK_SCRIPT_SHIFT, _PK_SPACE_SHIFT = 26, 27, 31
 
 
 @dataclass(frozen=True)
 class _Tables:
-    kind: np.ndarray  # uint8: 0 / _KIND_WORD / _KIND_SINGLE
+    # uint32 per code point: lowercase | kind << 21 | quote << 23 | code << 24 | math << 25
+    # | digit << 26 | script << 27 | space << 31, where lowercase is 0 for characters that are
+    # not part of a token and digit / script are those of the lowercase (a token's first character)
+    packed: np.ndarray
     lower: np.ndarray  # uint32: simple lowercase mapping (length-preserving)
-    token_lower: np.ndarray  # uint32: lower, but 0 for characters that are not part of a token
-    space: np.ndarray  # bool: str.isspace
-    quote: np.ndarray  # bool: double-quote-like characters
-    digit: np.ndarray  # bool: decimal digits (token starts with one -> a number)
-    script: np.ndarray  # uint8: index into SCRIPTS (0 = not a letter)
-    symbol: np.ndarray  # int32: code/math symbol weights
-    packed: np.ndarray  # uint32: token_lower | kind << 21 | quote << 23 | code << 24 | math << 25
 
 
 def _build_tables() -> _Tables:
@@ -176,19 +171,24 @@ def _build_tables() -> _Tables:
     script[digit] = 0
     quote = np.zeros(n, bool)
     quote[[ord(c) for c in _QUOTES]] = True
-    symbol = np.zeros(n, np.int32)
-    symbol[[ord(c) for c in _CODE_CHARS]] = 1
-    symbol[[ord(c) for c in _MATH_CHARS]] = _SYM_MATH
+    code = np.zeros(n, bool)
+    code[[ord(c) for c in _CODE_CHARS]] = True
+    math = np.zeros(n, bool)
+    math[[ord(c) for c in _MATH_CHARS]] = True
     token_lower = np.where(kind > 0, lower, 0).astype(np.uint32)
-    # one gather per character instead of four: every per-character field in one word
+    # one gather per character: every per-character field in one word
+    u32 = np.uint32
     packed = (
         token_lower
-        | (kind.astype(np.uint32) << np.uint32(_PK_KIND_SHIFT))
-        | (quote.astype(np.uint32) << np.uint32(_PK_QUOTE_SHIFT))
-        | ((symbol == 1).astype(np.uint32) << np.uint32(_PK_CODE_SHIFT))
-        | ((symbol == _SYM_MATH).astype(np.uint32) << np.uint32(_PK_MATH_SHIFT))
+        | (kind.astype(u32) << u32(_PK_KIND_SHIFT))
+        | (quote.astype(u32) << u32(_PK_QUOTE_SHIFT))
+        | (code.astype(u32) << u32(_PK_CODE_SHIFT))
+        | (math.astype(u32) << u32(_PK_MATH_SHIFT))
+        | (digit[token_lower].astype(u32) << u32(_PK_DIGIT_SHIFT))
+        | (script[token_lower].astype(u32) << u32(_PK_SCRIPT_SHIFT))
+        | (space.astype(u32) << u32(_PK_SPACE_SHIFT))
     )
-    return _Tables(kind, lower, token_lower, space, quote, digit, script, symbol, packed)
+    return _Tables(packed, lower)
 
 
 _tables_lock = threading.Lock()
@@ -205,7 +205,7 @@ def _get_tables() -> _Tables:
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
-    """Murmur3 fmix64 finalizer over a uint64 array (wraps mod 2**64)."""
+    """Murmur3 fmix64 finalizer over a uint64 array (wraps mod 2**64; ``kernels._mix64``)."""
     x = x ^ (x >> np.uint64(33))
     x *= np.uint64(0xFF51AFD7ED558CCD)
     x ^= x >> np.uint64(33)
@@ -214,46 +214,32 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _encode(texts: Sequence[str]) -> list[bytes]:
+    return [t.encode("utf-8", "surrogatepass") for t in texts]
+
+
+def _joined(encoded: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The kernels' view of a batch: all bytes, and where each text starts (plus the end)."""
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
+    return np.frombuffer(b"".join(encoded), np.uint8), offsets
+
+
 # --------------------------------------------------------------------------- tokenizer
 
 
-@dataclass
-class _Tokens:
-    """Tokens of a batch of segments (texts), flattened."""
+def token_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Flattened token hashes (uint64) and per-text offsets (``len(texts) + 1``).
 
-    hashes: np.ndarray  # uint64 per token
-    lo: np.ndarray  # int64 per segment: first token index
-    hi: np.ndarray  # int64 per segment: one past the last token
-    row: np.ndarray  # int64 per token: segment index
-    first_cp: np.ndarray  # uint32 per token: first code point (lowercased)
-    length: np.ndarray  # int64 per token: characters
-    quoted: np.ndarray | None  # bool per token: inside a closed "double-quoted" span
-    symbols: np.ndarray  # int32 per segment: code-char count + _SYM_MATH * math-char count
-    seg_start: np.ndarray  # int64 per segment: first character in ``codepoints``
-    seg_len: np.ndarray  # int64 per segment
+    Example:
+        >>> h, off = token_hashes(["a b", "c"])
+        >>> off.tolist(), len(h)
+        ([0, 2, 3], 3)
+    """
+    from distillguard.features import kernels  # numba: ~100 MB, only where text is measured
 
-
-def _tokenize(texts: Sequence[str], want_quotes: bool | int = False) -> _Tokens:
-    """Tokenize ``texts``; ``want_quotes`` (True, or the number of leading segments that need it)
-    marks tokens inside closed double-quoted spans (``quoted`` is only meaningful for those segments)."""
-    t = _get_tables()
-    n = len(texts)
-    seg_len = np.fromiter(map(len, texts), np.int64, n)
-    seg_start = np.empty(n, np.int64)
-    if n:
-        np.cumsum(seg_len[:-1] + 1, out=seg_start[1:])
-        seg_start[0] = 0
-    seg_start += 1  # a leading separator: no token starts at character 0
-    joined = "\x00" + "\x00".join(texts) + "\x00"
-    cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32)
-    quote_segments = (n if want_quotes is True else int(want_quotes)) if want_quotes else 0
-    from distillguard.features.kernels import tokenize_codepoints  # numba: ~100 MB, only where text is measured
-
-    _start, lo, hi, hashes, first_cp, length, quoted, symbols = tokenize_codepoints(
-        cp, t.packed, seg_start, seg_len, quote_segments
-    )
-    row = np.repeat(np.arange(n, dtype=np.int64), hi - lo)
-    return _Tokens(hashes, lo, hi, row, first_cp, length, quoted if want_quotes else None, symbols, seg_start, seg_len)
+    hashes, lo, hi = kernels.token_hashes(*_joined(_encode(texts)), _get_tables().packed)
+    return hashes, np.concatenate([lo, hi[-1:]]) if len(texts) else np.zeros(1, np.int64)
 
 
 def tokenize(text: str) -> list[int]:
@@ -265,61 +251,12 @@ def tokenize(text: str) -> list[int]:
         >>> len(tokenize("一步一步")), len(tokenize("hello, world"))
         (4, 2)
     """
-    return _tokenize([text]).hashes.tolist()
+    return token_hashes([text])[0].tolist()
 
 
-def token_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Flattened token hashes (uint64) and per-text offsets (``len(texts) + 1``).
-
-    Example:
-        >>> h, off = token_hashes(["a b", "c"])
-        >>> off.tolist(), len(h)
-        ([0, 2, 3], 3)
-    """
-    tok = _tokenize(list(texts))
-    return tok.hashes, np.concatenate([tok.lo, tok.hi[-1:]]) if len(texts) else np.zeros(1, np.int64)
-
-
-# --------------------------------------------------------------------------- shingles
-
-
-def _shingles(
-    h: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    row: np.ndarray,
-    w: int,
-    seed: int,
-    allow_short: bool,
-    sample_mask: int = 0,
-):
-    """Hashes of w-token windows inside each segment.
-
-    Returns (shingle hashes uint64, segment index per shingle).  A segment with
-    fewer than ``w`` tokens yields one shingle of what it has if ``allow_short``.
-    With ``sample_mask``, only windows whose unmixed hash has ``(x >> 32) & mask == 0``
-    are kept (a content-defined sample: the same window is kept wherever it occurs).
-    """
-    m = len(h)
-    if m == 0:
-        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    idx = np.arange(m, dtype=np.int64)
-    row_hi = hi[row]
-    padded = np.concatenate([h, np.zeros(w, np.uint64)])
-    acc = h ^ np.uint64((seed * 0x9E3779B97F4A7C15) & _M64)
-    base = np.uint64(_BASE)
-    for j in range(1, w):
-        nxt = padded[j : j + m]
-        if allow_short:
-            nxt = np.where(idx + j < row_hi, nxt, np.uint64(0))
-        np.multiply(acc, base, out=acc)
-        np.add(acc, nxt, out=acc)
-    keep = idx + (w - 1) < row_hi
-    if allow_short:
-        keep |= idx == lo[row]
-    if sample_mask:
-        keep &= ((acc >> np.uint64(32)) & np.uint64(sample_mask)) == 0
-    return _mix64(acc[keep]), row[keep]
+def _shingle_seed(w: int) -> np.uint64:
+    """What a ``w``-token shingle's first token hash is xored with."""
+    return np.uint64((w * 0x9E3779B97F4A7C15) & _M64)
 
 
 def word_shingle_hashes(
@@ -329,18 +266,22 @@ def word_shingle_hashes(
 
     Returns ``(hashes uint64, text index int64)``.  Texts shorter than ``w``
     words have no shingles.  ``sample_mask=BENCHMARK_SAMPLE_MASK`` keeps the
-    content-defined sample that the benchmark index stores and looks up.
+    content-defined sample that the benchmark index stores and looks up: the
+    shingles whose unmixed hash has ``(x >> 32) & sample_mask == 0`` (the same
+    window is kept wherever it occurs).
 
     Example:
         >>> h, r = word_shingle_hashes(["one two three four five six seven eight nine"])
         >>> len(h), r.tolist()
         (2, [0, 0])
     """
-    tok = _tokenize(list(texts))
-    return _shingles(tok.hashes, tok.lo, tok.hi, tok.row, w, seed=w, allow_short=False, sample_mask=sample_mask)
+    from distillguard.features import kernels
+
+    hashes, offsets = token_hashes(texts)
+    return kernels.shingle_hashes(hashes, offsets[:-1], offsets[1:], w, _shingle_seed(w), np.uint64(sample_mask))
 
 
-# --------------------------------------------------------------------------- exact and template hashes
+# --------------------------------------------------------------------------- exact hash
 
 
 def prompt_hash(text: str) -> int:
@@ -354,99 +295,51 @@ def prompt_hash(text: str) -> int:
 
 
 def _prompt_hashes(texts: Sequence[str]) -> list[int]:
-    from distillguard.features.kernels import fold_codepoints
+    from distillguard.features import kernels
 
-    t = _get_tables()
-    out: list[int] = []
-    hash_ = xxhash.xxh64_intdigest
-    for first in range(0, len(texts), 2048):
-        part = texts[first : first + 2048]
-        n = len(part)
-        seg_len = np.fromiter(map(len, part), np.int64, n)
-        seg_start = np.zeros(n, np.int64)
-        np.cumsum(seg_len[:-1] + 1, out=seg_start[1:])
-        cp = np.frombuffer("\x00".join(part).encode("utf-32-le", "surrogatepass"), np.uint32)
-        folded, a, b = fold_codepoints(cp, t.space, t.lower, seg_start, seg_len)
-        mv = memoryview(folded).cast("B")
-        out.extend(hash_(mv[4 * x : 4 * y], PROMPT_HASH_SEED) for x, y in zip(a.tolist(), b.tolist(), strict=True))
-    return np.array(out, dtype=np.uint64).view(np.int64).tolist()
+    hashes = kernels.prompt_hashes(*_joined(_encode(texts)), _get_tables().packed, np.uint64(PROMPT_HASH_SEED))
+    return hashes.view(np.int64).tolist()
 
+
+# --------------------------------------------------------------------------- template keys and MinHash LSH
 
 _NUM_MARK = np.uint64(0x4E554D)  # placeholder token for a number
 _QUOTE_MARK = np.uint64(0x51554F5445)  # placeholder token for a "quoted span"
-
-
-def _template_keys(tok: _Tokens, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Prefix / suffix keys (int64, 0 = none) of the first ``n`` segments."""
-    t = _get_tables()
-    end = tok.hi[n - 1] if n else 0
-    h = tok.hashes[:end].copy()
-    row = tok.row[:end]
-    h[t.digit[tok.first_cp[:end]]] = _NUM_MARK
-    keep = np.ones(end, bool)
-    if tok.quoted is not None:
-        q = tok.quoted[:end]
-        h[q] = _QUOTE_MARK
-        prev_q = np.concatenate([[False], q[:-1]]) & np.concatenate([[False], row[1:] == row[:-1]])
-        keep = ~(q & prev_q)  # one placeholder per quoted span, however long
-    h = h[keep]
-    row = row[keep]
-    counts = np.bincount(row, minlength=n)[:n]
-    lo = np.zeros(n, np.int64)
-    np.cumsum(counts[:-1], out=lo[1:])
-    hi = lo + counts
-    ok = counts >= TEMPLATE_MIN_WORDS
-    prefix = np.zeros(n, np.int64)
-    suffix = np.zeros(n, np.int64)
-    if ok.any() and len(h):
-        j = np.arange(TEMPLATE_WORDS)
-        first = h[(lo[ok][:, None] + j).reshape(-1)].reshape(-1, TEMPLATE_WORDS)
-        last = h[(hi[ok][:, None] - TEMPLATE_WORDS + j).reshape(-1)].reshape(-1, TEMPLATE_WORDS)
-        for arr, out, salt in ((first, prefix, 0x5052), (last, suffix, 0x5355)):
-            acc = np.full(len(arr), np.uint64(salt))
-            for k in range(TEMPLATE_WORDS):
-                acc = _mix64(acc * np.uint64(_BASE) + arr[:, k])
-            v = acc.view(np.int64)
-            v = np.where(v == 0, 1, v)  # 0 means "no key"
-            out[ok] = v
-    return prefix, suffix
-
-
-# --------------------------------------------------------------------------- MinHash LSH
+_TEMPLATE = (TEMPLATE_WORDS, TEMPLATE_MIN_WORDS, _NUM_MARK, _QUOTE_MARK)
 
 _MINHASH_PERMS = MINHASH_BANDS * MINHASH_ROWS
 _rng = np.random.default_rng(20240611)  # fixed: band keys must be comparable across runs
 _MH_XOR = _rng.integers(0, 1 << 32, _MINHASH_PERMS, dtype=np.uint64).astype(np.uint32)
 _MH_MUL = (_rng.integers(0, 1 << 31, _MINHASH_PERMS, dtype=np.uint64) * 2 + 1).astype(np.uint32)
 del _rng
-_MH_XOR_64, _MH_MUL_64 = _MH_XOR.astype(np.uint64), _MH_MUL.astype(np.uint64)
+_MINHASH = (MINHASH_MAX_TOKENS, MINHASH_SHINGLE, _shingle_seed(MINHASH_SHINGLE), _MH_XOR, _MH_MUL, MINHASH_ROWS)
 
 
-def _minhash_bands(tok: _Tokens, n: int) -> list[list[int]]:
-    from distillguard.features.kernels import minhash_band_keys
+def _tag_table(*tags: str) -> tuple[np.ndarray, np.ndarray]:
+    """The strings as one code-point array and where each starts (plus the end)."""
+    return np.array([ord(c) for c in "".join(tags)], np.uint32), np.cumsum([0] + [len(t) for t in tags], dtype=np.int64)
 
-    keys, has = minhash_band_keys(
-        tok.hashes, tok.lo[:n], tok.hi[:n], MINHASH_MAX_TOKENS, MINHASH_SHINGLE,
-        np.uint64((MINHASH_SHINGLE * 0x9E3779B97F4A7C15) & _M64), _MH_XOR_64, _MH_MUL_64, MINHASH_ROWS,
-    )  # fmt: skip
-    rows = keys.view(np.int64).tolist()
-    return [r if h else [] for r, h in zip(rows, has.tolist(), strict=True)]
+
+# "<think>" is punctuation-wrapped, invisible to the tokenizer: matched as a substring of the view
+_PROMPT_TAGS = _tag_table("<think", "<reasoning")
+_COMPLETION_TAGS = _tag_table("<think", "<reasoning", "<thought")
 
 
 # --------------------------------------------------------------------------- cue lexicon
 
 
 class _CompiledLexicon:
-    """Phrase tables for every cue class, matched over token hashes."""
+    """Phrase tables for every cue class, matched over token hashes, and the rules' proximity terms."""
 
     MAX_PHRASE = 14  # per-character scripts spell a phrase in many tokens
+    SLOT_BITS = 16  # words by their top hash bits: 256 kB, ~4% of the slots used
 
     def __init__(self) -> None:
         classes = list(_lexicon.CUES)
         if len(classes) > 63:
             raise ValueError("at most 63 cue classes")
         self.classes = classes
-        self.bit = {c: np.uint64(1 << i) for i, c in enumerate(classes)}
+        self.index = {c: i for i, c in enumerate(classes)}
         phrases: list[str] = []
         owners: list[int] = []
         for i, cls in enumerate(classes):
@@ -454,19 +347,16 @@ class _CompiledLexicon:
                 for p in _lexicon.expand_all(items):
                     phrases.append(p)
                     owners.append(i)
-        tok = _tokenize(phrases)
-        seqs = [tok.hashes[a:b] for a, b in zip(tok.lo.tolist(), tok.hi.tolist(), strict=True)]
-        vocab = np.unique(np.concatenate(seqs)) if seqs else np.zeros(0, np.uint64)
-        self.vocab = vocab
-        # direct-address table over the top 20 hash bits: vocab id + 1, 0 = none, -1 = shared bucket
-        bucket = (vocab >> np.uint64(44)).astype(np.int64)
-        id_type = np.int16 if len(vocab) < (1 << 15) else np.int32
-        self.slot = np.zeros(1 << 20, id_type)
-        self.slot[bucket] = np.arange(1, len(vocab) + 1, dtype=id_type)
-        shared = np.unique(bucket, return_counts=True)
-        self.slot[shared[0][shared[1] > 1]] = -1
-        # one table per length n holding every phrase prefix of that length: matching extends
-        # only sequences that can still become a phrase; mask != 0 where a whole phrase ends
+        hashes, offsets = token_hashes(phrases)
+        seqs = [hashes[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]
+        vocab = np.unique(hashes)
+        # over the top hash bits: id + 1 of the word with those bits, 0 = none, negated for the first
+        # of several (words are sorted, so the others follow it)
+        buckets, first, size = np.unique(vocab >> np.uint64(64 - self.SLOT_BITS), return_index=True, return_counts=True)
+        slot = np.zeros(1 << self.SLOT_BITS, np.int32)
+        slot[buckets.astype(np.int64)] = np.where(size > 1, -(first + 1), first + 1)
+        # every phrase prefix: matching extends only sequences that can still become a phrase;
+        # mask != 0 where a whole phrase ends
         table: dict[tuple[int, int], int] = {}
         starters: set[int] = set()
         for seq, owner, text in zip(seqs, owners, phrases, strict=True):
@@ -482,71 +372,55 @@ class _CompiledLexicon:
                 acc = (acc * _KEY_MUL + v) & _M64
                 mask = (1 << owner) if n == len(ids) else 0
                 table[(n, acc)] = table.get((n, acc), 0) | mask
-        self.max_len = max((n for n, _ in table), default=0)
-        self.prefix1 = np.zeros(len(vocab) + 1, bool)  # by vocab id: starts a longer phrase
-        self.mask1 = np.zeros(len(vocab) + 1, np.uint64)  # by vocab id: one-token phrase classes
-        for (ln, k), msk in table.items():
-            if ln == 1:
-                self.mask1[k] = msk
-        self.prefix1[sorted(starters)] = True
-        self.keys: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for n in range(1, self.max_len + 1):
-            items = sorted((k, m) for (ln, k), m in table.items() if ln == n)
-            self.keys[n] = (
-                np.array([k for k, _ in items], dtype=np.uint64),
-                np.array([m for _, m in items], dtype=np.uint64),
-            )
+        prefix1 = np.zeros(len(vocab) + 1, bool)  # by word id + 1: starts a longer phrase
+        mask1 = np.zeros(len(vocab) + 1, np.uint64)  # by word id + 1: one-word phrase classes
+        for (n, key), msk in table.items():
+            if n == 1:
+                mask1[key] = msk
+        prefix1[sorted(starters)] = True
+        # longer prefixes in an open-addressing table at most half full (kernels._match_cues)
+        longer = [(n, key, msk) for (n, key), msk in table.items() if n > 1]
+        bits = max(2 * len(longer) - 1, 1).bit_length()
+        keys = np.zeros(1 << bits, np.uint64)
+        lengths = np.zeros(1 << bits, np.uint8)
+        masks = np.zeros(1 << bits, np.uint64)
+        start = _mix64(np.array([k ^ n for n, k, _ in longer], np.uint64)) >> np.uint64(64 - bits)
+        for (n, key, msk), k in zip(longer, start.tolist(), strict=True):
+            while lengths[k]:
+                k = (k + 1) & ((1 << bits) - 1)
+            keys[k], lengths[k], masks[k] = key, n, msk
+        max_len = max((n for n, _ in table), default=1)
+        self.cues = (vocab, slot, mask1, prefix1, keys, lengths, masks, max_len)
+        # the rules' ("near", a, b, window) terms, each computed once per text
+        rules = _lexicon.RULES.values()
+        terms = list(dict.fromkeys(t[1:] for clauses in rules for clause in clauses for t in clause if not isinstance(t, str)))
+        self.near_index = {term: j for j, term in enumerate(terms)}
+        self.near_terms = (
+            np.array([self.index[a] for a, _, _ in terms], np.int64),
+            np.array([self.index[b] for _, b, _ in terms], np.int64),
+            np.array([w for _, _, w in terms], np.int64),
+        )
 
-    def match(self, tok: _Tokens) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Phrase occurrences: (token position, segment, class bitmask), in position order."""
-        h = tok.hashes
-        vid = np.zeros(len(h) + 1, np.uint64)  # vocab id + 1 per token, 0 = not a cue word
-        slot = self.slot[(h >> np.uint64(44)).astype(np.int64)]
-        cand = np.flatnonzero(slot > 0)
-        sid = slot[cand].astype(np.int64)
-        ok = self.vocab[sid - 1] == h[cand]
-        vid[cand[ok]] = sid[ok].astype(np.uint64)
-        shared = np.flatnonzero(slot < 0)
-        if len(shared):
-            hs = h[shared]
-            ids = np.minimum(np.searchsorted(self.vocab, hs), len(self.vocab) - 1)
-            ok = self.vocab[ids] == hs
-            vid[shared[ok]] = (ids[ok] + 1).astype(np.uint64)
-        pos = np.flatnonzero(vid[:-1])
-        row = tok.row
-        # length 1: the key is the vocab id itself
-        v1 = vid[pos]
-        m1 = self.mask1[v1]
-        done = m1 != 0
-        out_pos, out_mask = [pos[done]], [m1[done]]
-        live = self.prefix1[v1]
-        start, acc = pos[live], v1[live]
-        mul = np.uint64(_KEY_MUL)
-        for n in range(2, self.max_len + 1):
-            if not len(start):
-                break
-            nxt = np.minimum(start + (n - 1), len(h))  # vid[len(h)] == 0 ends a sequence
-            v = vid[nxt]
-            same_row = row[np.minimum(nxt, len(row) - 1)] == row[start]
-            live = (v > 0) & same_row
-            start, acc, v = start[live], acc[live], v[live]
-            acc = acc * mul + v
-            keys, masks = self.keys[n]
-            i = np.minimum(np.searchsorted(keys, acc), len(keys) - 1)
-            is_prefix = keys[i] == acc
-            m = masks[i]
-            done = is_prefix & (m != 0)
-            if done.any():
-                out_pos.append(start[done])
-                out_mask.append(m[done])
-            start, acc = start[is_prefix], acc[is_prefix]
-        if not out_pos:
-            z = np.zeros(0, np.int64)
-            return z, z, np.zeros(0, np.uint64)
-        p = np.concatenate(out_pos)
-        order = np.argsort(p, kind="stable")
-        p = p[order]
-        return p, row[p], np.concatenate(out_mask)[order]
+    def rule(self, clauses, counts: np.ndarray, near: np.ndarray) -> np.ndarray:
+        """OR over clauses of AND over terms: "cls", "!cls", ("near", a, b, w), ("!near", a, b, w),
+        from the per-text cue counts and near-term flags."""
+        result = np.zeros(len(counts), bool)
+        for clause in clauses:
+            acc = np.ones(len(counts), bool)
+            for term in clause:
+                if isinstance(term, str):
+                    v = counts[:, self.index[term.lstrip("!")]] > 0
+                    neg = term.startswith("!")
+                else:
+                    op, a, b, w = term
+                    v = near[:, self.near_index[(a, b, w)]]
+                    neg = op.startswith("!")
+                acc &= ~v if neg else v
+            result |= acc
+        return result
+
+    def count(self, counts: np.ndarray, cls: str) -> np.ndarray:
+        return counts[:, self.index[cls]]
 
 
 _lexicon_lock = threading.Lock()
@@ -560,66 +434,6 @@ def _get_lexicon() -> _CompiledLexicon:
             if _compiled is None:
                 _compiled = _CompiledLexicon()
     return _compiled
-
-
-@dataclass
-class _Matches:
-    pos: np.ndarray
-    row: np.ndarray
-    mask: np.ndarray
-    nrows: int
-    lex: _CompiledLexicon
-
-    def has(self, cls: str) -> np.ndarray:
-        sel = (self.mask & self.lex.bit[cls]) != 0
-        out = np.zeros(self.nrows, bool)
-        out[self.row[sel]] = True
-        return out
-
-    def count(self, cls: str) -> np.ndarray:
-        sel = (self.mask & self.lex.bit[cls]) != 0
-        return np.bincount(self.row[sel], minlength=self.nrows)[: self.nrows]
-
-    def near(self, a: str, b: str, window: int) -> np.ndarray:
-        """Rows where a phrase of class ``a`` starts within ``window`` tokens of one of class ``b``."""
-        sa = (self.mask & self.lex.bit[a]) != 0
-        sb = (self.mask & self.lex.bit[b]) != 0
-        pa, ra = self.pos[sa], self.row[sa]
-        pb, rb = self.pos[sb], self.row[sb]
-        out = np.zeros(self.nrows, bool)
-        if not len(pa) or not len(pb):
-            return out
-        i = np.searchsorted(pa, pb)
-        close = np.zeros(len(pb), bool)
-        for k in (i - 1, i):
-            kk = np.clip(k, 0, len(pa) - 1)
-            d = np.abs(pa[kk] - pb)
-            close |= (k >= 0) & (k < len(pa)) & (ra[kk] == rb) & (d <= window) & ((d > 0) | (a != b))
-        out[rb[close]] = True
-        return out
-
-    def rule(self, clauses) -> np.ndarray:
-        """OR over clauses of AND over terms: "cls", "!cls", ("near", a, b, w), ("!near", a, b, w)."""
-        result = np.zeros(self.nrows, bool)
-        for clause in clauses:
-            acc = np.ones(self.nrows, bool)
-            for term in clause:
-                if isinstance(term, str):
-                    v = self.has(term.lstrip("!"))
-                    neg = term.startswith("!")
-                else:
-                    op, a, b, w = term
-                    v = self.near(a, b, w)
-                    neg = op.startswith("!")
-                acc &= ~v if neg else v
-            result |= acc
-        return result
-
-
-def _match(tok: _Tokens) -> _Matches:
-    lex = _get_lexicon()
-    pos, row, mask = lex.match(tok)
-    return _Matches(pos, row, mask, len(tok.lo), lex)
 
 
 def cue_flags(prompts: Sequence[str]) -> dict[str, np.ndarray]:
@@ -637,38 +451,27 @@ def cue_flags(prompts: Sequence[str]) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------- capability and script
 
 
-def _capability(m: _Matches, tok: _Tokens, n: int) -> list[str]:
-    t = _get_tables()
-    sym = tok.symbols[:n]
-    code_chars = sym & (_SYM_MATH - 1)
-    math_chars = sym >> 12
-    end = tok.hi[n - 1] if n else 0
-    num_tokens = np.bincount(tok.row[:end][t.digit[tok.first_cp[:end]]], minlength=n)[:n]
-    ntok = (tok.hi - tok.lo)[:n]
+def _capability(lex: _CompiledLexicon, counts: np.ndarray, code_chars, math_chars, digit_tokens, tokens) -> list[str]:
+    n = len(counts)
     w = _lexicon.CAPABILITY_WEIGHTS
     score = np.zeros((n, len(CAPABILITIES)))
     for j, cap in enumerate(CAPABILITIES):
         cls = f"cap.{cap}"
-        if cls in m.lex.bit:
-            score[:, j] = w.get(cap, 1.0) * m.count(cls)[:n]
+        if cls in lex.index:
+            score[:, j] = w.get(cap, 1.0) * lex.count(counts, cls)
     score[:, CAPABILITIES.index("code")] += np.minimum(code_chars / 6.0, 4.0)
-    score[:, CAPABILITIES.index("math")] += np.minimum(math_chars / 2.0 + num_tokens / 4.0, 4.0)
+    score[:, CAPABILITIES.index("math")] += np.minimum(math_chars / 2.0 + digit_tokens / 4.0, 4.0)
     # priority on ties follows CAPABILITIES order (argmax takes the first maximum)
     best = score.argmax(axis=1)
     top = score[np.arange(n), best]
     caps = np.array(CAPABILITIES, dtype=object)[best]
-    caps = np.where(top >= 1.0, caps, np.where(ntok[:n] <= 60, "chat", "other"))
-    caps = np.where(ntok[:n] == 0, "other", caps)
+    caps = np.where(top >= 1.0, caps, np.where(tokens <= 60, "chat", "other"))
+    caps = np.where(tokens == 0, "other", caps)
     return caps.tolist()
 
 
-def _scripts(tok: _Tokens, n: int) -> list[str]:
-    t = _get_tables()
-    end = tok.hi[n - 1] if n else 0
-    sid = t.script[tok.first_cp[:end]].astype(np.int64)
-    ns = len(SCRIPTS)
-    counts = np.bincount(tok.row[:end] * ns + sid, weights=tok.length[:end], minlength=n * ns)[: n * ns]
-    counts = counts.reshape(n, ns)
+def _scripts(script_chars: np.ndarray) -> list[str]:
+    counts = script_chars.astype(np.float64)
     counts[:, 0] = 0
     best = counts.argmax(axis=1)
     cjk, kana = SCRIPTS.index("cjk"), SCRIPTS.index("kana")
@@ -683,75 +486,71 @@ def _scripts(tok: _Tokens, n: int) -> list[str]:
 # --------------------------------------------------------------------------- benchmark overlap
 
 
-def _benchmark(tok: _Tokens, n: int, index) -> tuple[np.ndarray, list[str | None]]:
-    end = tok.hi[n - 1] if n else 0
-    hits = np.zeros(n, np.int64)
-    names: list[str | None] = [None] * n
+_BLOOM_BITS = 24  # the kernel's prefilter: one bit per 2**40 hash values, 2 MB
+_BUCKET_BITS = 16  # then where the hashes of each value of their top 16 bits start: 256 kB, ~8 hashes a bucket
+
+
+def _benchmark_arrays(index) -> tuple:
+    """What the prompt kernel looks shingles up in (see ``kernels._benchmark_hits``); empty without an index."""
     if index is None or not len(index.names):
-        return hits, names
-    sh, srow = _shingles(
-        tok.hashes[:end], tok.lo[:n], tok.hi[:n], tok.row[:end], BENCHMARK_SHINGLE,
-        seed=BENCHMARK_SHINGLE, allow_short=False, sample_mask=BENCHMARK_SAMPLE_MASK,
-    )
-    if not len(sh):
-        return hits, names
-    bench = index.lookup(sh)  # -1 = not in the index
-    found = bench >= 0
-    if not found.any():
-        return hits, names
-    hits = np.bincount(srow[found], minlength=n)[:n].astype(np.int64)
-    nb = len(index.names)
-    per = np.bincount(srow[found] * nb + bench[found], minlength=n * nb)[: n * nb].reshape(n, nb)
-    best = per.argmax(axis=1)
-    for r in np.flatnonzero(hits >= BENCHMARK_MIN_HITS).tolist():
-        names[r] = index.names[best[r]]
-    return hits, names
+        hashes, ids = np.zeros(0, np.uint64), np.zeros(0, np.uint8)
+    else:
+        hashes, ids = np.ascontiguousarray(index.hashes, np.uint64), np.ascontiguousarray(index.bench, np.uint8)
+    bloom = np.zeros(1 << (_BLOOM_BITS - 3), np.uint8)
+    top = (hashes >> np.uint64(64 - _BLOOM_BITS)).astype(np.int64)
+    np.bitwise_or.at(bloom, top >> 3, (1 << (top & 7)).astype(np.uint8))
+    bucket_first = np.arange(1 << _BUCKET_BITS, dtype=np.uint64) << np.uint64(64 - _BUCKET_BITS)
+    starts = np.append(np.searchsorted(hashes, bucket_first), len(hashes)).astype(np.int64)
+    seed = _shingle_seed(BENCHMARK_SHINGLE)
+    return hashes, ids, bloom, starts, BENCHMARK_SHINGLE, seed, np.uint64(BENCHMARK_SAMPLE_MASK)
 
 
 # --------------------------------------------------------------------------- entry point
 
 
-def _view(text: str, head: int, tail: int) -> str:
-    return text if len(text) <= head + tail else text[:head] + "\n" + text[-tail:]
+def _prompt_rows(encoded: list[bytes], index, bench: tuple) -> list[tuple]:
+    """One row of ``_PROMPT_FIELDS`` per prompt (its UTF-8 bytes)."""
+    from distillguard.features import kernels
 
-
-def _measure_prompt_chunk(prompts: list[str], index) -> dict[str, list]:
-    n = len(prompts)
-    pv = [_view(p, VIEW_HEAD, VIEW_TAIL) for p in prompts]
-    tok = _tokenize(pv, want_quotes=True)
-    m = _match(tok)
+    lex = _get_lexicon()
+    (hashes, prefix, suffix, bands, script_chars, counts, near,
+     code_chars, math_chars, digit_tokens, tokens, tagged, hits, best) = kernels.measure_prompts(
+        *_joined(encoded), _get_tables().packed, np.uint64(PROMPT_HASH_SEED), (VIEW_HEAD, VIEW_TAIL),
+        *_PROMPT_TAGS, lex.cues, lex.near_terms, len(lex.classes), _TEMPLATE, _MINHASH,
+        bench, len(index.names) if index is not None else 0, len(SCRIPTS),
+    )  # fmt: skip
     rules = _lexicon.RULES
-    prompt_flags = {name: m.rule(clauses) for name, clauses in rules.items() if not name.startswith("completion")}
-    # "<think>" is punctuation-wrapped, invisible to the tokenizer: a direct substring check
-    tag_prompt = np.fromiter((("<think" in p) or ("<reasoning" in p) for p in pv), bool, n)
-    reasoning = prompt_flags["reasoning_elicit"] | tag_prompt
-    prefix, suffix = _template_keys(tok, n)
-    hits, names = _benchmark(tok, n, index)
-    return {
-        "template_prefix_hash": prefix.tolist(),
-        "template_suffix_hash": suffix.tolist(),
-        "minhash_bands": _minhash_bands(tok, n),
-        "script": _scripts(tok, n),
-        "capability": _capability(m, tok, n),
-        "reasoning_elicit": reasoning.tolist(),
-        "rubric_grading": prompt_flags["rubric_grading"].tolist(),
-        "benchmark_hits": hits.tolist(),
-        "benchmark_name": names,
-    }
+    flags = {name: lex.rule(clauses, counts, near) for name, clauses in rules.items() if not name.startswith("completion")}
+    named = np.flatnonzero(hits >= BENCHMARK_MIN_HITS).tolist()
+    names: list[str | None] = [None] * len(encoded)
+    for r, b in zip(named, best[named].tolist(), strict=True):
+        names[r] = index.names[b]
+    cols = (
+        hashes.view(np.int64).tolist(),
+        prefix.view(np.int64).tolist(),
+        suffix.view(np.int64).tolist(),
+        [r if has else [] for r, has in zip(bands.view(np.int64).tolist(), (tokens > 0).tolist(), strict=True)],
+        _scripts(script_chars),
+        _capability(lex, counts, code_chars, math_chars, digit_tokens, tokens),
+        (flags["reasoning_elicit"] | tagged).tolist(),
+        flags["rubric_grading"].tolist(),
+        hits.tolist(),
+        names,
+    )
+    return list(zip(*cols, strict=True))
 
 
-def _measure_completion_chunk(completions: list[str]) -> dict[str, list]:
-    n = len(completions)
-    cv = [_view(c, COMPLETION_HEAD, COMPLETION_TAIL) for c in completions]
-    tok = _tokenize(cv)
-    # completion traces: counts over the completion segments
-    cm = _match(tok)
-    eq = tok.symbols >> 12
-    code_chars = tok.symbols & (_SYM_MATH - 1)
-    t = _get_tables()
-    num_tokens = np.bincount(tok.row[t.digit[tok.first_cp]], minlength=n)[:n]
-    think_tag = np.fromiter((("<think" in c) or ("<reasoning" in c) or ("<thought" in c) for c in cv), bool, n)
-    step, conn, ordinal, strong = (cm.count(c) for c in ("trace.step", "trace.connective", "trace.ordinal", "trace.strong"))
+def _completion_rows(encoded: list[bytes]) -> list[tuple]:
+    """One row of ``_COMPLETION_FIELDS`` per completion (its UTF-8 bytes)."""
+    from distillguard.features import kernels
+
+    lex = _get_lexicon()
+    counts, code_chars, eq, num_tokens, think_tag = kernels.measure_completions(
+        *_joined(encoded), _get_tables().packed, (COMPLETION_HEAD, COMPLETION_TAIL), *_COMPLETION_TAGS,
+        lex.cues, len(lex.classes),
+    )  # fmt: skip
+    trace_classes = ("trace.step", "trace.connective", "trace.ordinal", "trace.strong")
+    step, conn, ordinal, strong = (lex.count(counts, c) for c in trace_classes)
     has_trace = (
         think_tag
         | ((strong >= 1) & ((conn + step + eq) >= 1))
@@ -763,7 +562,7 @@ def _measure_completion_chunk(completions: list[str]) -> dict[str, list]:
         # a bare worked calculation ("16 - 3 - 4 = 9 ... 9 * 2 = 18"), not an assignment-heavy program
         | ((eq >= 3) & (num_tokens >= 6) & (code_chars <= 2 * eq + 4))
     )
-    return {"completion_has_reasoning": has_trace.tolist()}
+    return [(x,) for x in has_trace.tolist()]
 
 
 #: Per-prompt columns of :func:`measure_texts`, in the order a cached prompt row holds them.
@@ -775,33 +574,6 @@ _COMPLETION_FIELDS = ("completion_has_reasoning",)
 #: Texts per generation of a :class:`_MeasureCache` (two generations are kept): ~0.85 kB per prompt row, so
 #: ~45 MB per ingest worker for prompts.  On the throughput input 40,000 saved 4% of prompt measurements for ~30 MB more.
 CACHE_GENERATION = 25_000
-
-
-def _in_chunks(texts: list[str], view_chars: int, measure) -> dict[str, list]:
-    """``measure`` over runs of ``texts`` of bounded size (keeps the per-character arrays in cache)."""
-    cols: dict[str, list] = {}
-    start = 0
-    while start < len(texts):
-        size = 0
-        stop = start
-        while stop < len(texts) and (size < _CHUNK_CHARS or stop == start):
-            size += min(len(texts[stop]), view_chars) + 1
-            stop += 1
-        for name, values in measure(texts[start:stop]).items():
-            cols.setdefault(name, []).extend(values)
-        start = stop
-    return cols
-
-
-def _prompt_rows(prompts: list[str], index) -> list[tuple]:
-    cols = _in_chunks(prompts, VIEW_HEAD + VIEW_TAIL, lambda part: _measure_prompt_chunk(part, index))
-    cols["prompt_hash"] = _prompt_hashes(prompts)
-    return list(zip(*(cols[name] for name in _PROMPT_FIELDS), strict=True))
-
-
-def _completion_rows(completions: list[str]) -> list[tuple]:
-    cols = _in_chunks(completions, COMPLETION_HEAD + COMPLETION_TAIL, _measure_completion_chunk)
-    return list(zip(*(cols[name] for name in _COMPLETION_FIELDS), strict=True))
 
 
 class _MeasureCache:
@@ -821,32 +593,28 @@ class _MeasureCache:
         self._old: dict[int, tuple] = {}
 
     def rows(self, texts: list[str], measure) -> list[tuple]:
-        """One row per text: from the cache, else from ``measure`` called once on the distinct unseen texts."""
-        key_of = xxhash.xxh3_128_intdigest
+        """One row per text: from the cache, else from ``measure`` called once on the UTF-8 bytes
+        of the distinct unseen texts."""
+        encoded = _encode(texts)
+        keys = list(map(xxhash.xxh3_128_intdigest, encoded))
+        distinct = dict(zip(keys, encoded, strict=True))  # in first-seen order
         new, old = self._new, self._old
-        out: list = []
-        missing: dict[int, int] = {}  # key -> position in to_measure
-        to_measure: list[str] = []
-        for text in texts:
-            key = key_of(text.encode("utf-8", "surrogatepass"))
+        found: dict[int, tuple] = {}
+        unseen: list[int] = []
+        for key in distinct:
             row = new.get(key)
             if row is None:
                 row = old.get(key)
                 if row is None:
-                    j = missing.get(key)
-                    if j is None:
-                        j = missing[key] = len(to_measure)
-                        to_measure.append(text)
-                    out.append(j)  # a position, replaced below
+                    unseen.append(key)
                     continue
                 new[key] = row
-            out.append(row)
-        if to_measure:
-            measured = measure(to_measure)
-            for key, j in missing.items():
-                self._put(key, measured[j])
-            out = [measured[x] if type(x) is int else x for x in out]
-        return out
+            found[key] = row
+        if unseen:
+            for key, row in zip(unseen, measure([distinct[k] for k in unseen]), strict=True):
+                self._put(key, row)
+                found[key] = row
+        return list(map(found.__getitem__, keys))
 
     def _put(self, key: int, row: tuple) -> None:
         self._new[key] = row
@@ -855,17 +623,19 @@ class _MeasureCache:
 
 
 _cache_lock = threading.Lock()
-_caches: dict[int, tuple[object, _MeasureCache, _MeasureCache]] = {}  # id(index) -> (index, prompts, completions)
+# id(index) -> (index, prompts, completions, the index's kernel arrays)
+_caches: dict[int, tuple[object, _MeasureCache, _MeasureCache, tuple]] = {}
 
 
-def _caches_for(index) -> tuple[_MeasureCache, _MeasureCache]:
+def _caches_for(index) -> tuple[_MeasureCache, _MeasureCache, tuple]:
     entry = _caches.get(id(index))
     if entry is None or entry[0] is not index:
         with _cache_lock:
             if len(_caches) >= 4:  # indexes come and go in tests; a scan uses one
                 _caches.clear()
-            entry = _caches[id(index)] = (index, _MeasureCache(), _MeasureCache())  # holds index: its id stays its own
-    return entry[1], entry[2]
+            # holds index: its id stays its own
+            entry = _caches[id(index)] = (index, _MeasureCache(), _MeasureCache(), _benchmark_arrays(index))
+    return entry[1], entry[2], entry[3]
 
 
 def measure_texts(
@@ -900,8 +670,8 @@ def measure_texts(
         benchmark_index = load_index()
     elif benchmark_index is False:
         benchmark_index = None
-    prompt_cache, completion_cache = _caches_for(benchmark_index)
-    prompt_rows = prompt_cache.rows(prompts, lambda texts: _prompt_rows(texts, benchmark_index))
+    prompt_cache, completion_cache, bench = _caches_for(benchmark_index)
+    prompt_rows = prompt_cache.rows(prompts, lambda encoded: _prompt_rows(encoded, benchmark_index, bench))
     completion_rows = completion_cache.rows(completions, _completion_rows)
     cols: dict[str, list | np.ndarray] = {}
     cols["prompt_chars"] = np.fromiter(map(len, prompts), np.int64, len(prompts))
