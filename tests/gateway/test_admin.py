@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.gateway.factories import ScriptedEnforcer, auth, chat, client, fake_upstream, gateway
+from tests.gateway.factories import ListRecorder, ScriptedEnforcer, auth, chat, client, fake_upstream, gateway
 
 TOKEN = "admin-token-123"
 
@@ -61,3 +61,31 @@ def test_block_override_applies_then_clears(proxy):
     assert deleted.status_code == 204 and again.status_code == 404
     assert allowed.status_code == 200
     assert bad.status_code == 400 and bad_limit.status_code == 400
+
+
+class FailedRecorder(ListRecorder):
+    """A recorder whose worker cannot use the store."""
+
+    def status(self):
+        return {"state": "failed", "error": "gw.duckdb: store has event schema v9", "pending_records": 3, "lag_s": 1.5,
+                "committed_records": 7, "batches": 2, "quarantined_records": 1, "store_errors": 0, "worker_restarts": 0}
+
+
+def test_recorder_status_in_admin_health_and_metrics(monkeypatch):
+    monkeypatch.setenv("TEST_ADMIN_TOKEN", TOKEN)
+    with fake_upstream() as up, gateway(up.url + "/v1", recorder=FailedRecorder(), admin_token_env="TEST_ADMIN_TOKEN") as (gw, _, _):
+        with client(gw) as c:
+            status = c.get("/admin/recorder", headers=ADMIN)
+            unauthorized = c.get("/admin/recorder")
+            health = c.get("/healthz")
+            served = c.post("/v1/chat/completions", json=chat(), headers=auth())
+            metrics = c.get("/metrics").text
+    assert status.status_code == 200 and status.json()["error"] == "gw.duckdb: store has event schema v9"
+    assert unauthorized.status_code == 401
+    assert health.status_code == 200 and health.json() == {
+        "status": "degraded", "recorder": {"state": "failed", "error": "gw.duckdb: store has event schema v9"}}
+    assert served.status_code == 200  # recording down, proxying goes on
+    for series in ("distillguard_recorder_failed 1.0", "distillguard_recorder_up 0.0", "distillguard_wal_pending_records 3.0",
+                   "distillguard_recorder_lag_seconds 1.5", "distillguard_recorder_quarantined_records_total 1.0",
+                   "distillguard_recorder_batches_total 2.0", "distillguard_recorder_worker_restarts_total 0.0"):  # fmt: skip
+        assert series in metrics, series

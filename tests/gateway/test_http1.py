@@ -119,3 +119,92 @@ def test_an_idle_connection_past_keepalive_is_not_reused(upstream):
         return kept, first.closed
 
     assert asyncio.run(go()) == (True, True)
+
+
+async def one_shot_server(answer: bytes) -> asyncio.AbstractServer:
+    """A server that reads a request, writes ``answer`` and closes the connection."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+def test_an_answer_delimited_by_the_close_is_read_to_the_end():
+    """No Content-Length, no chunks: HTTP/1.1 says the body is everything until the server closes."""
+    payload = orjson.dumps({"choices": [{"message": {"content": "x" * 70_000}}]})
+
+    async def go():
+        server = await one_shot_server(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + payload)
+        client = HTTP1Client(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1")
+        resp = await client.request(client.head("POST", "/chat/completions", HEADERS), body(1))
+        got = resp.status, await resp.read()
+        truncated = await one_shot_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+        short = HTTP1Client(f"http://127.0.0.1:{truncated.sockets[0].getsockname()[1]}/v1")
+        resp = await short.request(short.head("POST", "/chat/completions", HEADERS), body(1))
+        with pytest.raises(HTTPError) as dropped:  # a body shorter than its length is still a dropped answer
+            await resp.read()
+        opened = client._open, short._open
+        for s in (server, truncated):
+            s.close()
+        return got, dropped.value.kind, opened
+
+    assert asyncio.run(go()) == ((200, payload), "dropped", (0, 0))
+
+
+def test_a_waiter_cancelled_as_a_place_frees_passes_the_place_on(upstream):
+    async def go():
+        client = HTTP1Client(upstream.url + "/v1", connections=1)
+        head = client.head("POST", "/chat/completions", HEADERS)
+        holder = await client.request(head, body(1, stream=True, fake={"stall_ms": 5000}))  # holds the only place
+        second = asyncio.create_task(client.request(head, body(2)))
+        third = asyncio.create_task(client.request(head, body(3)))
+        while len(client._waiting) < 2:
+            await asyncio.sleep(0)
+        holder.close()  # the place frees and goes to the second request's waiter...
+        second.cancel()  # ...whose client leaves before it can take it
+        resp = await asyncio.wait_for(third, 5)
+        await resp.read()
+        await client.close()
+        return resp.status, second.cancelled()
+
+    assert asyncio.run(go()) == (200, True)
+
+
+def test_a_connect_timeout_gives_its_place_back_once(monkeypatch):
+    """asyncio closes a connection that was made as the timeout cancelled the connect, which calls the
+    protocol's connection_lost: the place must not be given back twice."""
+
+    async def go():
+        client = HTTP1Client("http://127.0.0.1:9/v1", connect_timeout_s=0.05, connections=1)
+        loop = asyncio.get_running_loop()
+
+        async def made_then_cancelled(protocol_factory, *args, **kw):
+            protocol = protocol_factory()
+            protocol.connection_made(None)
+            try:
+                await asyncio.sleep(10)
+            finally:
+                protocol.connection_lost(None)
+
+        monkeypatch.setattr(loop, "create_connection", made_then_cancelled)
+        with pytest.raises(HTTPError) as timeout:
+            await client.request(client.head("GET", "/models"))
+        return timeout.value.kind, client._open
+
+    assert asyncio.run(go()) == ("timeout", 0)
+
+
+def test_a_connection_released_after_close_is_closed(upstream):
+    async def go():
+        client = HTTP1Client(upstream.url + "/v1")
+        head = client.head("POST", "/chat/completions", HEADERS)
+        resp = await client.request(head, body(1, stream=True, fake={"stall_ms": 300}))
+        await client.close()  # the answer is still coming
+        [_ async for _ in resp.chunks()]
+        return client._open, client._idle
+
+    assert asyncio.run(go()) == (0, [])

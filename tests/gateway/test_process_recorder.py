@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 
 import duckdb
+import orjson
 
 from distillguard.gateway.enforcement import PolicyEnforcer, enforcer_options
+from distillguard.gateway.metrics import GatewayMetrics
 from distillguard.gateway.policy import Policy
 from distillguard.gateway.process_recorder import ProcessRecorder
 from distillguard.gateway.state import ONLINE, MemoryState
 from distillguard.gateway.types import Action, RequestInfo
 from distillguard.privacy import Hasher
+from distillguard.store.duckdb import DuckDBStore
 from tests.gateway.test_recorder import raw_event
 
 
@@ -46,6 +50,9 @@ def test_the_worker_stores_what_the_serving_process_appends(tmp_path):
         rec.record(raw_event(i), {"endpoint": "/v1/chat/completions", "http_status": 200})
     wait_for(lambda: rec.pending == 0)
     assert rec.stored_total == 40 and rec.lag_s == 0.0
+    status = rec.status()
+    assert status["state"] == "running" and status["committed_records"] == 40 and status["batches"] >= 1
+    assert status["quarantined_records"] == status["worker_restarts"] == status["pending_records"] == 0
     rec.close()
     ids, logged = stored(tmp_path / "gw.duckdb")
     assert sorted(ids) == sorted(f"e{i}" for i in range(40)) and logged == 40
@@ -66,7 +73,7 @@ def test_a_killed_worker_is_restarted_and_nothing_is_lost_or_stored_twice(tmp_pa
     for i in range(120, 150):
         rec.record(raw_event(i))
     wait_for(lambda: rec.restarts == 1 and rec.pending == 0)
-    assert rec.worker_pid not in (None, first_pid)
+    assert rec.worker_pid not in (None, first_pid) and rec.status()["worker_restarts"] == 1
     rec.close()
     ids, logged = stored(tmp_path / "gw.duckdb")
     assert len(ids) == len(set(ids)) == logged == 150
@@ -111,3 +118,68 @@ def test_online_risk_from_the_worker_reaches_the_serving_process_decisions(tmp_p
     wait_for(lambda: (rec.worker_stats.get("online") or {}).get("events_seen") == 40)  # its counters come back too
     rec.close()
     enforcer.close()
+
+
+def test_a_record_that_cannot_be_stored_is_quarantined_and_counted_not_retried_forever(tmp_path):
+    rec = recorder(tmp_path)
+    metrics = GatewayMetrics()
+    metrics.watch_recorder(rec.status)
+    rec.start()
+    for i in range(10):
+        rec.record(raw_event(i), {"http_status": "teapot" if i == 4 else 200})
+    wait_for(lambda: rec.pending == 0, 30)
+    scrape = metrics.render()[1].decode()
+    rec.close()
+    ids, logged = stored(tmp_path / "gw.duckdb")
+    assert sorted(ids) == sorted(f"e{i}" for i in range(10) if i != 4) and logged == 9
+    [line] = (tmp_path / "wal" / "quarantine.jsonl").read_bytes().splitlines()
+    assert orjson.loads(line)["e"]["event_id"] == "e4" and "teapot" in orjson.loads(line)["reason"]
+    assert "distillguard_recorder_quarantined_records_total 1.0" in scrape
+    assert "distillguard_recorder_committed_records_total 10.0" in scrape and "distillguard_recorder_up 1.0" in scrape
+    assert list((tmp_path / "wal").glob("wal-*")) == []
+
+
+def test_a_store_the_worker_cannot_use_stops_recording_without_restarts_and_says_why(tmp_path):
+    store = DuckDBStore(tmp_path / "gw.duckdb")
+    store.con.execute("UPDATE meta SET value = '999' WHERE key = 'event_schema_version'").fetchall()
+    store.close()
+    rec = recorder(tmp_path)
+    rec.start()
+    wait_for(lambda: rec.status()["state"] == "failed", 30)  # at once, not after a minute of retries
+    rec.record(raw_event(1))  # the serving process goes on: its exchanges wait in the WAL
+    wait_for(lambda: rec.worker_pid is None)
+    status = rec.status()
+    assert str(tmp_path / "gw.duckdb") in status["error"] and "schema v999" in status["error"]
+    assert status["worker_restarts"] == 0 and status["pending_records"] == 1
+    t0 = time.monotonic()
+    rec.close()
+    assert time.monotonic() - t0 < 5
+    assert len(list((tmp_path / "wal").glob("wal-*"))) == 1  # kept for the start after the store is fixed
+
+
+class RestartRacingClose(ProcessRecorder):
+    """Its worker restart is under way when close() begins (the supervisor past its closing check)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.restarting = threading.Event()
+
+    def _spawn(self):
+        if self._proc is not None:  # a restart, not the first start
+            self.restarting.set()
+            wait_for(lambda: self._closing, 30)
+            time.sleep(0.2)  # close() has read that no worker runs, and waits
+        return super()._spawn()
+
+
+def test_close_during_a_worker_restart_is_prompt(tmp_path):
+    rec = RestartRacingClose(tmp_path / "wal", tmp_path / "gw.duckdb", Hasher(b"k"), flush_interval_s=0.05, nice=0)
+    rec.start()
+    rec.record(raw_event(1))
+    wait_for(lambda: rec.pending == 0)
+    os.kill(rec.worker_pid, signal.SIGKILL)
+    wait_for(rec.restarting.is_set)
+    t0 = time.monotonic()
+    rec.close(timeout_s=10)
+    assert time.monotonic() - t0 < 3  # not the close timeout: no worker is started that nobody stops
+    assert rec.worker_pid is None and rec.status()["state"] == "closed"

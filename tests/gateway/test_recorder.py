@@ -89,7 +89,20 @@ def test_an_unnormalizable_record_is_set_aside_not_blocking(tmp_path, store):
     rec.record(raw_event(3))
     rec.close()
     assert ids(store) == ["e1", "e3"]
-    assert b'"e2"' in (tmp_path / "wal" / "rejected.jsonl").read_bytes()
+    [line] = (tmp_path / "wal" / "quarantine.jsonl").read_bytes().splitlines()
+    assert b'"e2"' in line and b'"segment":1' in line
+    assert rec.status()["quarantined_records"] == 1
+
+
+def test_gateway_log_has_no_key_and_stores_each_exchange_once(tmp_path, store):
+    rec = WALRecorder(tmp_path / "wal", store, Hasher(b"k"))
+    constraints = store.query("SELECT constraint_type FROM duckdb_constraints() WHERE table_name = 'gateway_log'")
+    assert constraints.num_rows == 0  # the anti-join on event_id keeps it exactly-once, no index to maintain
+    ev = raw_event(1)
+    rec.sink.write([(ev, {"http_status": 200}), (ev, {"http_status": 200})])
+    rec.sink.write([(ev, {"http_status": 200})], replay=True)
+    assert ids(store, "gateway_log") == ["e1"]
+    rec.close()
 
 
 def test_fsync_every_record_mode(tmp_path, store):

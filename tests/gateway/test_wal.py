@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
+import distillguard.gateway.wal as wal_module
 from distillguard.gateway.wal import WALTailer, WriteAheadLog, frame, read_segment
 
 
@@ -66,13 +69,13 @@ def test_tailer_reads_what_is_appended_as_it_arrives_and_waits_for_a_partial_rec
     wal = WriteAheadLog(tmp_path)
     tail = WALTailer(tmp_path)
     seg = wal.append(b"a")
-    assert tail.read() == [(seg, b"a", False)]
+    assert tail.read() == [(seg, 0, b"a", False)]
     # the writer is inside a write: half a record is in the file (read_segment would call it torn)
     half = frame(b"bb")[:5]
     os.write(wal._fd, half)
     assert tail.read() == []
     os.write(wal._fd, frame(b"bb")[5:])
-    assert tail.read() == [(seg, b"bb", False)]
+    assert tail.read() == [(seg, len(frame(b"a")), b"bb", False)]
     assert tail.read_counts == {seg: 2} and seg not in tail.finished  # the live segment is never finished
 
 
@@ -81,10 +84,10 @@ def test_tailer_finishes_a_segment_once_a_later_one_exists_and_skips_its_torn_ta
     wal = WriteAheadLog(tmp_path)  # a new run: segment 2
     wal.append(b"new-1")
     tail = WALTailer(tmp_path)
-    assert [(s, p, r) for s, p, r in tail.read()] == [(1, b"old-1", True), (1, b"old-2", True), (2, b"new-1", True)]
-    assert tail.finished == {1}  # a previous run's segment: read to its (torn) end
+    assert [(s, p, r) for s, _, p, r in tail.read()] == [(1, b"old-1", True), (1, b"old-2", True), (2, b"new-1", True)]
+    assert tail.finished == {1} and tail.torn_tails == 1  # a previous run's segment: read to its (torn) end, counted
     wal.append(b"new-2")
-    assert tail.read() == [(2, b"new-2", False)]  # appended after the tailer started: not a replay
+    assert [(s, p, r) for s, _, p, r in tail.read()] == [(2, b"new-2", False)]  # appended after the tailer started
     wal.close()
     assert tail.read(final=True) == [] and tail.finished == {1, 2}
 
@@ -97,7 +100,7 @@ def test_tailer_honours_max_records_and_resumes(tmp_path):
     tail = WALTailer(tmp_path)
     first = tail.read(max_records=4)
     rest = tail.read()
-    assert [p for _, p, _ in first + rest] == [b"r%d" % i for i in range(6)] and len(first) == 4
+    assert [r.payload for r in first + rest] == [b"r%d" % i for i in range(6)] and len(first) == 4
 
 
 def test_committed_through_is_idempotent(tmp_path):
@@ -111,3 +114,50 @@ def test_committed_through_is_idempotent(tmp_path):
     assert wal.pending == 1 and (tmp_path / "wal-000000000001.log").exists()
     assert wal.committed_through({seg: 3}) == 1
     assert not (tmp_path / "wal-000000000001.log").exists()  # closed and fully stored: deleted
+
+
+def cut_short(monkeypatch, wal: WriteAheadLog, *, truncate_fails: bool = False) -> None:
+    """The next write to ``wal``'s segment writes half its bytes (a disk that fills up); optionally
+    taking it back with ftruncate fails too."""
+    real_write, real_ftruncate = os.write, os.ftruncate
+    target = wal._fd
+
+    def short_write(fd, data):
+        if fd != target:
+            return real_write(fd, data)
+        monkeypatch.setattr(wal_module.os, "write", real_write)
+        return real_write(fd, bytes(data)[: len(data) // 2])
+
+    def failing_ftruncate(fd, length):
+        if fd == target:
+            raise OSError(28, "No space left on device")
+        return real_ftruncate(fd, length)
+
+    monkeypatch.setattr(wal_module.os, "write", short_write)
+    if truncate_fails:
+        monkeypatch.setattr(wal_module.os, "ftruncate", failing_ftruncate)
+
+
+def test_a_write_cut_short_is_taken_back_and_the_next_record_is_readable(tmp_path, monkeypatch):
+    wal, tail = WriteAheadLog(tmp_path), WALTailer(tmp_path)
+    wal.append(b"first")
+    cut_short(monkeypatch, wal)
+    with pytest.raises(OSError, match="short write"):
+        wal.append(b"lost" * 10)
+    wal.append(b"after")
+    assert [r.payload for r in tail.read()] == [b"first", b"after"]  # nothing torn left between them
+    assert wal.pending == 2 and len(wal.segment_paths()) == 1
+
+
+def test_a_write_cut_short_that_cannot_be_truncated_moves_to_a_new_segment(tmp_path, monkeypatch):
+    wal, tail = WriteAheadLog(tmp_path), WALTailer(tmp_path)
+    first = wal.append(b"first")
+    cut_short(monkeypatch, wal, truncate_fails=True)
+    with pytest.raises(OSError, match="short write"):
+        wal.append(b"lost" * 10)
+    second = wal.append(b"after")
+    assert second == first + 1  # the torn record stays at the end of a closed segment
+    assert [(r.segment, r.payload) for r in tail.read()] == [(first, b"first"), (second, b"after")]
+    assert tail.finished == {first} and tail.torn_tails == 1
+    wal.committed_through({first: 1})
+    assert [p.name for p in wal.segment_paths()] == ["wal-000000000002.log"]  # closed and stored: deleted

@@ -7,6 +7,9 @@ Routes (JSON in, JSON out):
 * ``PUT /admin/overrides/{account_id}`` with ``{"action": "allow"|"block", "reason": "...", "by": "..."}``
 * ``DELETE /admin/overrides/{account_id}``: 204, or 404 when there was none
 * ``GET /admin/decisions?limit=100&account_id=...``: recent non-trivial decisions, newest first
+* ``GET /admin/recorder``: recording's state (``running``, ``restarting``, ``failed`` and why, ``closed``)
+  and counters: records pending and lag, committed, batches, quarantined, store errors, worker restarts,
+  the worker's own last report
 
 Without a configured token every route answers 403: the API is off, not open.
 
@@ -23,7 +26,7 @@ from urllib.parse import parse_qs, unquote
 
 import orjson
 
-from distillguard.gateway.types import Action, EnforcerAdmin
+from distillguard.gateway.types import Action, EnforcerAdmin, Recorder
 
 _OVERRIDE_ACTIONS = {"allow": Action.ALLOW, "block": Action.BLOCK}
 MAX_DECISIONS = 10_000
@@ -43,13 +46,15 @@ def authorized(authorization: bytes | None, token: str) -> bool:
 
 def handle_admin(
     admin: EnforcerAdmin | None, method: str, path: str, query: bytes, body: bytes, *, token: str | None,
-    authorization: bytes | None = None,
+    authorization: bytes | None = None, recorder: Recorder | None = None,
 ) -> tuple[int, dict[str, Any] | list | None]:
     """(status, JSON body) of one admin request."""
     if token is None:
         return admin_error(403, "the admin API is disabled (no admin token configured)", "admin_disabled")
     if not authorized(authorization, token):
         return admin_error(401, "missing or wrong admin token", "invalid_admin_token")
+    if path == "/admin/recorder" and method == "GET" and recorder is not None:
+        return 200, recorder.status()
     if admin is None:
         return admin_error(501, "the configured enforcer has no admin interface", "admin_unsupported")
     parts = [unquote(p) for p in path.split("/")[2:]]  # after "/admin"

@@ -315,7 +315,7 @@ class GatewayApp:
                 content_type, body = self.metrics.render()
                 await _respond(send, 200, body, content_type)
             elif path == "/healthz":
-                await _respond(send, 200, b'{"status":"ok"}')
+                await _respond(send, 200, self._health())
             elif path == "/admin" or path.startswith("/admin/"):
                 await self._admin(scope, receive, send, path)
             else:
@@ -323,6 +323,16 @@ class GatewayApp:
                                                        "invalid_request_error", "unknown_url"))  # fmt: skip
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    def _health(self) -> bytes:
+        """200 either way: the proxy serves while recording is down (exchanges wait in the WAL)."""
+        recording = self.recorder.status()
+        state = recording.get("state")
+        if state == "failed":
+            return orjson.dumps({"status": "degraded", "recorder": {"state": state, "error": recording.get("error")}})
+        if state is None:
+            return b'{"status":"ok"}'
+        return orjson.dumps({"status": "ok", "recorder": {"state": state}})
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -635,7 +645,7 @@ class GatewayApp:
         try:
             status, payload = await asyncio.to_thread(
                 handle_admin, self.admin, scope["method"], raw_path, scope.get("query_string", b""), body,
-                token=self.admin_token, authorization=headers.get(b"authorization"),
+                token=self.admin_token, authorization=headers.get(b"authorization"), recorder=self.recorder,
             )  # fmt: skip
         except Exception as exc:
             log.exception("admin request %s %s failed", scope["method"], path)
@@ -706,8 +716,7 @@ def create_app(
         read_timeout_s=config.read_timeout_s, connections=config.upstream_connections, keepalive_s=config.upstream_keepalive_s,
     )  # fmt: skip
     metrics = metrics or GatewayMetrics()
-    if hasattr(recorder, "pending") and hasattr(recorder, "lag_s"):
-        metrics.watch_recorder(lambda: recorder.pending, lambda: recorder.lag_s)  # type: ignore[attr-defined]
+    metrics.watch_recorder(recorder.status)
     return GatewayApp(config, enforcer, recorder, keys, upstream, metrics)
 
 

@@ -17,6 +17,9 @@ uses.
   it went out); a POST is never sent twice.
 * **Timeouts**: ``connect_timeout_s`` to open a connection, ``read_timeout_s``
   of silence while waiting for the answer (between stream chunks too).
+* **Framing**: a body delimited by Content-Length or chunked encoding, or, with
+  neither, by the server closing the connection (read to the end; such a
+  connection is not reused).
 * **Back-pressure**: past 1 MiB of unread body, reading from the socket pauses.
 * **Failures** are :class:`HTTPError` with ``kind`` ``timeout``, ``unreachable``
   (cannot connect) or ``dropped`` (connection lost or unparseable answer).
@@ -147,6 +150,7 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.used = False  # has carried a request before (a failure may be a stale keep-alive)
         self.got_bytes = False  # something of the current answer arrived
+        self.delimited = False  # the current answer's body has a length or chunks (else it ends at the close)
         self.counted = True  # holds a place in the client's connection limit
         self.idle_since = 0.0
         self._headers_waiter: asyncio.Future | None = None
@@ -171,13 +175,21 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        response = self.response
+        if exc is None and response is not None and response.status and not self.delimited:
+            self._complete(keep=False)  # an answer without length or chunks ends where the server closes
         self._fail(HTTPError("dropped", str(exc) if exc else "the upstream closed the connection"))
         self.client._forget(self)
 
     # -- parser callbacks -------------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) == 12 and name.lower() == b"content-type":
+        n = len(name)
+        if n == 12 and name.lower() == b"content-type":
             self.response.content_type = value  # type: ignore[union-attr]
+        elif n == 14 and name.lower() == b"content-length":
+            self.delimited = True
+        elif n == 17 and name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
+            self.delimited = True
 
     def on_headers_complete(self) -> None:
         self.response.status = self.parser.get_status_code()  # type: ignore[union-attr]
@@ -189,8 +201,10 @@ class _Connection(asyncio.Protocol):
         self.response._feed(body)  # type: ignore[union-attr]
 
     def on_message_complete(self) -> None:
+        self._complete(self.parser.should_keep_alive())
+
+    def _complete(self, keep: bool) -> None:
         response = self.response
-        keep = self.parser.should_keep_alive()
         self.response = None
         self._cancel_timer()
         response.complete = True  # type: ignore[union-attr]
@@ -209,7 +223,7 @@ class _Connection(asyncio.Protocol):
         """
         response = self.response = Response(self)
         response._last_rx = self.loop.time()
-        self.got_bytes = False
+        self.got_bytes = self.delimited = False
         waiter = self._headers_waiter = self.loop.create_future()
         self.transport.write(data)  # type: ignore[union-attr]
         self._arm(self.client.read_timeout_s)
@@ -345,38 +359,46 @@ class HTTP1Client:
             self._waiting.append(waiter)
             try:
                 conn = await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
-                    self._release(waiter.result())
+            except asyncio.CancelledError:  # what was handed to this waiter goes to the next one
+                if waiter.done() and not waiter.cancelled():
+                    if waiter.result() is not None:
+                        self._release(waiter.result())
+                    else:
+                        self._wake_one()
                 raise
             if conn is not None and not conn.closed and not fresh:
                 return conn
             if conn is not None:
                 self._release(conn)
         self._open += 1
+        # the place just taken belongs to this connection from here on: given back once (abort → _forget),
+        # whether opening fails before the connection exists or after its connection_lost already ran
+        conn = _Connection(self)
         try:
-            _, conn = await asyncio.wait_for(
-                self.loop.create_connection(lambda: _Connection(self), self.host, self.port, ssl=self.ssl,
+            await asyncio.wait_for(
+                self.loop.create_connection(lambda: conn, self.host, self.port, ssl=self.ssl,
                                             server_hostname=self.host if self.secure else None),
                 self.connect_timeout_s,
             )  # fmt: skip
         except asyncio.TimeoutError as exc:
-            self._open -= 1
-            self._wake_one()
+            conn.abort()
             raise HTTPError("timeout", f"no connection to {self.host}:{self.port} within {self.connect_timeout_s:g} s") from exc
         except (OSError, ssl_module.SSLError) as exc:
-            self._open -= 1
-            self._wake_one()
+            conn.abort()
             raise HTTPError("unreachable", f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         except BaseException:
-            self._open -= 1
-            self._wake_one()
+            conn.abort()
             raise
+        if conn.closed:  # lost between opening and this task running again
+            raise HTTPError("dropped", f"{self.host}:{self.port} closed the connection as it opened")
         return conn
 
     def _release(self, conn: _Connection) -> None:
-        """A connection is free again: to a waiting request, else to the idle list."""
-        if conn.closed or self._closed:
+        """A connection is free again: to a waiting request, else to the idle list (closed once the client is)."""
+        if conn.closed:
+            return
+        if self._closed:
+            conn.abort()
             return
         while self._waiting:
             waiter = self._waiting.popleft()

@@ -18,7 +18,11 @@ A supervisor thread here:
   writes there itself), its counters;
 * restarts the worker if it dies (with backoff): the new one reads the segments
   from their start, stores what its predecessor had not (``event_id`` keys make
-  a second store a no-op) and scores only those.
+  a second store a no-op) and scores only those.  A worker that reports the
+  store unusable (``["failed", reason]``: a schema mismatch, not a DuckDB file)
+  is not restarted: recording is down until the problem is fixed and the
+  gateway restarted, while this process keeps proxying and appending to the WAL
+  (:meth:`ProcessRecorder.status` says why).
 
 :meth:`ProcessRecorder.close` closes the WAL, tells the worker to store
 everything and waits for it; the segments are then gone.  If the serving process
@@ -123,9 +127,16 @@ class ProcessRecorder(Recorder):
         self._conn: Any = None
         self._thread: threading.Thread | None = None
         self._closing = False
+        self._lifecycle = threading.Lock()  # a worker is never started once close() has begun
+        self._closed = threading.Event()  # wakes the supervisor out of a restart back-off
         self.restarts = 0  # worker restarts after a death
+        self.failure: str | None = None  # why the worker cannot run (then it is not restarted)
         self.worker_stats: dict[str, Any] = {}  # the worker's last reported counters
-        self.stored_total = 0  # records of this run reported stored
+        self.stored_total = 0  # records of this run reported done (stored, or quarantined)
+        self.batches_total = 0  # batches the workers reported done
+        self.quarantined_total = 0  # records the workers set aside (a restarted worker may set one aside again)
+        self.store_errors = 0  # batches that failed for a reason of the store's (retried)
+        self.last_store_error: str | None = None
 
     @classmethod
     def from_config(cls, config: Any, hasher: Hasher, risk: RiskTable | None, online: dict[str, Any] | None) -> ProcessRecorder:
@@ -154,11 +165,13 @@ class ProcessRecorder(Recorder):
 
     def close(self, timeout_s: float = 120.0) -> None:
         """Close the WAL, have the worker store everything, wait for it (``timeout_s``, then kill it)."""
-        if self._closing:
-            return
-        self._closing = True
+        with self._lifecycle:
+            if self._closing:
+                return
+            self._closing = True
+            conn = self._conn  # the worker running now, if any: none is started after this
+        self._closed.set()
         self.wal.close()
-        conn = self._conn
         if conn is not None:
             try:
                 conn.send_bytes(b"stop")
@@ -195,41 +208,70 @@ class ProcessRecorder(Recorder):
         proc = self._proc
         return proc.pid if proc is not None and proc.poll() is None else None
 
+    def status(self) -> dict[str, Any]:
+        """What the admin API, ``/healthz`` and ``/metrics`` show about recording.
+
+        ``state``: ``running``; ``restarting`` (the worker died, a new one starts after a back-off);
+        ``failed`` (the worker cannot run, ``error`` says why: it is not restarted, the WAL grows
+        until the problem is fixed and the gateway restarted); ``closed``; ``not_started``.
+        """
+        if self._closing:
+            state = "closed"
+        elif self._thread is None:
+            state = "not_started"
+        elif self.failure is not None:
+            state = "failed"
+        else:
+            state = "running" if self._conn is not None else "restarting"
+        return {
+            "mode": "process", "state": state, "error": self.failure, "pending_records": self.pending,
+            "lag_s": round(self.lag_s, 3), "committed_records": self.stored_total, "batches": self.batches_total,
+            "quarantined_records": self.quarantined_total, "store_errors": self.store_errors,
+            "last_store_error": self.last_store_error, "worker_restarts": self.restarts, "worker": self.worker_stats,
+        }  # fmt: skip
+
     # ------------------------------------------------------------ the worker
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> bool:
+        """Start a worker; False (and none started) once :meth:`close` has begun."""
         from multiprocessing.connection import Connection
 
-        ours, theirs = socket.socketpair()
-        try:
-            # a fresh interpreter running the worker module: nothing of this process (say the LiteLLM
-            # proxy's __main__) is imported again, unlike multiprocessing's spawn
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "distillguard.gateway.worker", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        finally:
-            theirs.close()
-        conn = Connection(ours.detach())
-        conn.send(self.settings)
-        self._conn = conn
+        with self._lifecycle:
+            if self._closing:
+                return False
+            ours, theirs = socket.socketpair()
+            try:
+                # a fresh interpreter running the worker module: nothing of this process (say the LiteLLM
+                # proxy's __main__) is imported again, unlike multiprocessing's spawn
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "distillguard.gateway.worker", str(theirs.fileno())],
+                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                )  # fmt: skip
+            finally:
+                theirs.close()
+            conn = Connection(ours.detach())
+            conn.send(self.settings)
+            self._conn = conn
+            return True
 
     def _supervise(self) -> None:
         backoff, restart_at, spawned_at = 0.25, 0.0, time.monotonic()
         while True:
             conn = self._conn
-            if conn is None:  # the worker died: restart it once its backoff has passed
+            if conn is None:  # the worker died: restart it once its backoff has passed (unless it cannot run)
                 if self._closing:
                     return
-                time.sleep(self._tick)
-                if time.monotonic() >= restart_at:
+                if self.failure is None and time.monotonic() >= restart_at:
                     try:
-                        self._spawn()
+                        if not self._spawn():
+                            return  # closing
                         self.restarts += 1
                         spawned_at = time.monotonic()
                     except Exception:
                         log.exception("could not restart the recording worker")
                         restart_at = time.monotonic() + backoff
+                else:
+                    self._closed.wait(self._tick)
             else:
                 try:
                     if conn.poll(self._tick):
@@ -239,6 +281,11 @@ class ProcessRecorder(Recorder):
                     code = self._reap()
                     if self._closing:
                         return
+                    if self.failure is not None:
+                        log.error("the recording worker cannot run (%s); not restarting it. The gateway goes on serving "
+                                  "and keeps every exchange in the write-ahead file %s: fix the problem and restart "
+                                  "the gateway to store them", self.failure, self.settings.wal_dir)  # fmt: skip
+                        continue
                     if time.monotonic() - spawned_at > 60:
                         backoff = 0.25  # it had run for a minute: a new failure, not a crash loop
                     log.error("the recording worker exited (status %s); restarting it in %.2f s", code, backoff)
@@ -271,6 +318,8 @@ class ProcessRecorder(Recorder):
         if kind == "commit":
             added = self.wal.committed_through({int(seq): n for seq, n in message[1].items()})
             self.stored_total += added
+            self.batches_total += 1
+            self.quarantined_total += message[2]
             for _ in range(min(added, len(self._appended))):
                 self._appended.popleft()
         elif kind == "risk":
@@ -279,3 +328,8 @@ class ProcessRecorder(Recorder):
                 self.risk.put_many(table, records, ttl_s)
         elif kind == "stats":
             self.worker_stats = message[1]
+        elif kind == "store_error":
+            self.store_errors += 1
+            self.last_store_error = message[1]
+        elif kind == "failed":
+            self.failure = message[1]

@@ -50,9 +50,9 @@ from typing import Any
 
 import orjson
 
-from distillguard.gateway.sink import GATEWAY_LOG_SCHEMA, StoreSink, log_row
+from distillguard.gateway.sink import GATEWAY_LOG_SCHEMA, QUARANTINE_FILE, StoreSink, log_row
 from distillguard.gateway.types import Enforcer, Recorder
-from distillguard.gateway.wal import WriteAheadLog, read_segment
+from distillguard.gateway.wal import WriteAheadLog, read_segment, segment_seq
 from distillguard.privacy import Hasher
 from distillguard.schema import RawEvent
 from distillguard.store.duckdb import DuckDBStore
@@ -92,9 +92,11 @@ class WALRecorder(Recorder):
         self._wake = threading.Event()
         self._stop = False
         self._thread: threading.Thread | None = None
+        self.store_errors = 0  # flushes that failed for a reason of the store's (retried)
+        self.last_store_error: str | None = None
         self.sink = StoreSink(
             store, hasher, keep_text=keep_text, observe=enforcer.observe if enforcer is not None else None,
-            rejected_path=Path(wal_dir) / "rejected.jsonl", excerpts_per_account=excerpts_per_account,
+            quarantine_path=Path(wal_dir) / QUARANTINE_FILE, excerpts_per_account=excerpts_per_account,
         )  # fmt: skip
 
     @classmethod
@@ -136,15 +138,20 @@ class WALRecorder(Recorder):
         """
         replayed = 0
         for path in self.wal.existing_segments():
+            position = {"segment": segment_seq(path)}
             batch: list[tuple[RawEvent, dict[str, Any]]] = []
             for payload in read_segment(path):
-                item = orjson.loads(payload)
-                batch.append((item["e"], item.get("x") or {}))
+                try:
+                    item = orjson.loads(payload)
+                    batch.append((item["e"], item.get("x") or {}))
+                except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:  # CRC-valid but not ours
+                    self.sink.quarantine([{**position, "reason": f"not a recorded exchange: {exc!r}",
+                                           "payload": payload.decode("utf-8", "backslashreplace")}])  # fmt: skip
                 if len(batch) >= self.flush_batch:
-                    self._store_batch(batch, replay=True)
+                    self.sink.write(batch, replay=True, positions=[position] * len(batch))
                     replayed += len(batch)
                     batch = []
-            self._store_batch(batch, replay=True)
+            self.sink.write(batch, replay=True, positions=[position] * len(batch))
             replayed += len(batch)
         self.wal.drop_existing()
         if replayed:
@@ -191,8 +198,10 @@ class WALRecorder(Recorder):
                     last_flush = now
                     self._flush_all()
                 self.wal.rotate_if_large()
-            except Exception:  # keep recording: the records stay in the WAL and are retried / replayed
+            except Exception as exc:  # keep recording: the records stay in the WAL and are retried / replayed
                 log.exception("recorder flush failed; retrying")
+                self.store_errors += 1
+                self.last_store_error = repr(exc)
                 time.sleep(min(1.0, self.flush_interval_s))
 
     def _flush_all(self, *, drain: bool = False) -> None:
@@ -211,7 +220,7 @@ class WALRecorder(Recorder):
             if left is not None:
                 left -= len(items)
             try:
-                self._store_batch([(ev, x) for _, _, ev, x in items])
+                self.sink.write([(ev, x) for _, _, ev, x in items], positions=[{"segment": seq} for seq, *_ in items])
             except Exception:
                 queue.extendleft(reversed(items))  # back in front, in order: retried next tick
                 raise
@@ -220,8 +229,16 @@ class WALRecorder(Recorder):
                 per_segment[seq] = per_segment.get(seq, 0) + 1
             self.wal.committed(per_segment)
 
-    def _store_batch(self, items, *, replay: bool = False) -> None:
-        self.sink.write(items, replay=replay)
+    def status(self) -> dict[str, Any]:
+        """Recording's state and counters (see :meth:`~distillguard.gateway.types.Recorder.status`)."""
+        sink = self.sink
+        return {
+            "mode": "in_process", "state": "closed" if self._stop else "running", "error": None,
+            "pending_records": self.pending, "lag_s": round(self.lag_s, 3),
+            "committed_records": sink.stored_total + sink.quarantined_total, "batches": sink.batches_total,
+            "quarantined_records": sink.quarantined_total, "store_errors": self.store_errors,
+            "last_store_error": self.last_store_error,
+        }  # fmt: skip
 
     @property
     def stored_total(self) -> int:

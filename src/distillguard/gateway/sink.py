@@ -8,8 +8,16 @@ normalized with the batch scan's :func:`~distillguard.normalize.normalize_batch`
 written in one DuckDB transaction (``events``, ``texts`` with ``keep_text``,
 ``samples``, and ``gateway_log``: endpoint, HTTP status, error and decision per
 exchange), and the stored rows are handed to ``observe`` (online scoring).
-``event_id`` is every table's key, so storing a record twice is a no-op; with
-``replay=True`` only the rows that were not stored before are observed.
+``event_id`` is every table's key (rows already stored are not inserted again), so
+storing a record twice is a no-op; with ``replay=True`` only the rows that were
+not stored before are observed.
+
+A batch that fails because of what is in it (a record normalization cannot take,
+a value a column cannot hold) is split in halves until the records that fail on
+their own are isolated: the others are stored, those are *quarantined* (written
+with the reason and their WAL position to a JSON-lines file, fsynced, and
+counted).  Any other failure (the disk, memory, the database) says nothing about
+the records: it is raised, and the caller retries the batch as it is.
 
 Example:
     >>> import tempfile
@@ -26,15 +34,18 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from distillguard.errors import InputError
 from distillguard.normalize import ExcerptKeeper, normalize_batch
 from distillguard.privacy import Hasher
 from distillguard.schema import SAMPLE_SCHEMA, RawEvent
@@ -59,13 +70,29 @@ GATEWAY_LOG_SCHEMA = pa.schema(
         ("cluster_id", pa.string()),
     ]
 )
+# No PRIMARY KEY: inserts go through insert_new's anti-join on event_id, which keeps them exactly-once
+# without an index to maintain on every insert (a store made with the key keeps it, harmlessly).
 _LOG_DDL = (
-    "CREATE TABLE IF NOT EXISTS gateway_log (event_id VARCHAR PRIMARY KEY, ts DOUBLE, account_id VARCHAR, "
+    "CREATE TABLE IF NOT EXISTS gateway_log (event_id VARCHAR, ts DOUBLE, account_id VARCHAR, "
     "endpoint VARCHAR, http_status BIGINT, error VARCHAR, actions VARCHAR, shadow BOOLEAN, reason VARCHAR, "
     "policy_rule VARCHAR, score DOUBLE, cluster_id VARCHAR)"
 )
 
 Item = tuple[RawEvent, dict[str, Any]]
+#: where the recorders set aside what cannot be stored, in the WAL directory
+QUARANTINE_FILE = "quarantine.jsonl"
+
+
+class UnusableRecords(Exception):
+    """Normalizing a batch, or building its rows, failed: the records are at fault, not the store."""
+
+
+def records_at_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from what a batch holds (the same records fail the same way again),
+    rather than from the store, the disk or memory (worth retrying as is)."""
+    if isinstance(exc, (MemoryError, OSError)):
+        return False
+    return isinstance(exc, (UnusableRecords, pa.ArrowException, duckdb.DataError, duckdb.IntegrityError))
 
 
 def log_row(event: RawEvent, extra: dict[str, Any]) -> dict[str, Any]:
@@ -90,8 +117,8 @@ def log_row(event: RawEvent, extra: dict[str, Any]) -> dict[str, Any]:
 class StoreSink:
     """Normalize → store (one transaction per batch) → observe.  Not thread-safe: one caller at a time.
 
-    ``rejected_path``: where records normalization cannot take are set aside (JSON lines) instead of
-    blocking the ones after them; None: they are only logged.
+    ``quarantine_path``: the JSON-lines file records that cannot be stored are set aside in (created
+    0600: they hold clear text, like the WAL); None: they are only logged and counted.
     """
 
     def __init__(
@@ -101,41 +128,72 @@ class StoreSink:
         *,
         keep_text: bool = False,
         observe: Callable[[pa.Table], None] | None = None,
-        rejected_path: str | Path | None = None,
+        quarantine_path: str | Path | None = None,
         excerpts_per_account: int = 5,
     ):
         self.store = store
         self.hasher = hasher
         self.keep_text = keep_text
         self.observe = observe
-        self.rejected_path = Path(rejected_path) if rejected_path is not None else None
+        self.quarantine_path = Path(quarantine_path) if quarantine_path is not None else None
         self._keeper = ExcerptKeeper(excerpts_per_account)
         self.stored_total = 0  # records committed to the store by this sink (replayed ones included)
+        self.batches_total = 0  # transactions committed
+        self.quarantined_total = 0  # records set aside
         self.last_store_s = 0.0  # duration of the last batch
-        self.store.con.execute(_LOG_DDL).fetchall()
+        self._replay_next = False  # a write raised part-way: some of what is retried may be stored (and observed)
+        con = store.con
+        con.execute(_LOG_DDL).fetchall()
+        columns = [r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'gateway_log' ORDER BY ordinal_position"
+        ).fetchall()]  # fmt: skip
+        if columns != GATEWAY_LOG_SCHEMA.names:
+            raise InputError(store.path, f"its gateway_log table has columns {columns}, this distillguard writes "
+                             f"{GATEWAY_LOG_SCHEMA.names}; record into a new store")  # fmt: skip
 
-    def write(self, items: Sequence[Item], *, replay: bool = False) -> int:
-        """Store one batch; returns how many records it held (set-aside ones excluded).
+    def write(self, items: Sequence[Item], *, replay: bool = False, positions: Sequence[dict[str, Any]] | None = None) -> int:
+        """Store one batch; returns how many of its records were stored (quarantined ones excluded).
 
         ``replay``: the records may have been stored before (a restart): only the rows that were
-        not are passed to ``observe``, so online scoring counts each exchange once.
+        not are passed to ``observe``, so online scoring counts each exchange once.  ``positions``:
+        per record, where it came from (e.g. ``{"segment": 3, "offset": 4096}``), kept with it if it
+        is quarantined.  Raises on a failure that is not the records' (nothing quarantined): the
+        caller retries the same records.
         """
         if not items:
             return 0
-        t0 = time.perf_counter()
-        events = [ev for ev, _ in items]
+        replay = replay or self._replay_next
+        self._replay_next = True  # until this returns: halves stored before a raise were observed
+        stored = self._write_or_split(list(items), list(positions) if positions is not None else [{}] * len(items), replay)
+        self._replay_next = False
+        return stored
+
+    def _write_or_split(self, items: list[Item], positions: list[dict[str, Any]], replay: bool) -> int:
         try:
-            batch = normalize_batch(events, self.hasher, keep_text=self.keep_text)
-        except Exception:
-            items = self._reject_unusable(items)
-            if not items:
+            return self._write_batch(items, replay)
+        except Exception as exc:
+            if not records_at_fault(exc):
+                raise
+            if len(items) == 1:
+                cause = exc.__cause__ if isinstance(exc, UnusableRecords) else exc
+                event, extra = items[0]
+                self.quarantine([{**positions[0], "reason": repr(cause), "e": event, "x": extra}])
                 return 0
-            events = [ev for ev, _ in items]
-            batch = normalize_batch(events, self.hasher, keep_text=self.keep_text)
+        half = len(items) // 2  # bisect: a few bad records cost O(log n) extra transactions each
+        return self._write_or_split(items[:half], positions[:half], replay) + self._write_or_split(items[half:], positions[half:], replay)
+
+    def _write_batch(self, items: list[Item], replay: bool) -> int:
+        t0 = time.perf_counter()
+        try:
+            batch = normalize_batch([ev for ev, _ in items], self.hasher, keep_text=self.keep_text)
+            log_rows = pa.Table.from_pylist([log_row(ev, x) for ev, x in items], schema=GATEWAY_LOG_SCHEMA)
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise UnusableRecords(repr(exc)) from exc
         new_ids = self._unstored_ids(batch.events) if replay else None
         self._keeper.offer(batch.excerpts)
         samples = self._keeper.drain()
-        log_rows = pa.Table.from_pylist([log_row(ev, x) for ev, x in items], schema=GATEWAY_LOG_SCHEMA)
         con = self.store.con
         # one transaction per batch: DuckDB's cost is per statement commit (~10 ms here), not per row
         con.execute("BEGIN TRANSACTION").fetchall()
@@ -151,6 +209,7 @@ class StoreSink:
             con.execute("ROLLBACK").fetchall()
             raise
         self.stored_total += len(items)
+        self.batches_total += 1
         self.last_store_s = time.perf_counter() - t0
         if self.observe is not None:
             observed = batch.events
@@ -162,6 +221,24 @@ class StoreSink:
             except Exception:
                 log.exception("observe failed on %d events", observed.num_rows)
         return len(items)
+
+    def quarantine(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Set records aside: one JSON line each (``reason``, where it came from, the record), fsynced
+        before this returns, since the caller then reports them done and the WAL may delete them."""
+        for entry in entries:
+            where = ", ".join(f"{k} {entry[k]}" for k in ("segment", "offset") if k in entry)
+            log.error("write-ahead record (%s) cannot be stored (%s); quarantined", where or "no position", entry["reason"])
+        if self.quarantine_path is not None:
+            lines = b"".join(orjson.dumps({"at": time.time(), **entry}, default=repr) + b"\n" for entry in entries)
+            fd = os.open(self.quarantine_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                view = memoryview(lines)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self.quarantined_total += len(entries)
 
     def _unstored_ids(self, events: pa.Table) -> pa.Array:
         con = self.store.con
@@ -178,21 +255,6 @@ class StoreSink:
             return
         schema = GATEWAY_LOG_SCHEMA if table == "gateway_log" else TABLES[table][0]
         insert_new(self.store.con, table, rows.select(schema.names).cast(schema), "event_id")
-
-    def _reject_unusable(self, items: Sequence[Item]) -> list[Item]:
-        """Set aside the records normalization cannot take (to ``rejected_path``), keep the rest."""
-        good, bad = [], []
-        for ev, x in items:
-            try:
-                normalize_batch([ev], self.hasher)
-                good.append((ev, x))
-            except Exception as exc:
-                log.error("write-ahead record %s cannot be normalized (%r); set aside", ev.get("event_id"), exc)
-                bad.append(orjson.dumps({"e": ev, "x": x, "reason": repr(exc)}) + b"\n")
-        if bad and self.rejected_path is not None:
-            with open(self.rejected_path, "ab") as f:
-                f.writelines(bad)
-        return good
 
     def recent_events(self, window_s: float, limit: int) -> pa.Table:
         """The stored events of the last ``window_s`` seconds (of event time), newest ``limit`` of them:

@@ -169,6 +169,12 @@ class Recorder(ABC):
     def close(self) -> None:
         """Flush everything to the store and stop."""
 
+    def status(self) -> dict[str, Any]:
+        """What ``/healthz``, ``GET /admin/recorder`` and ``/metrics`` show about recording: ``state``
+        (``running``, ``restarting``, ``failed``, ``closed``), ``error`` (why it failed) and counters;
+        empty when there is nothing to show."""
+        return {}
+
 
 class EnforcerAdmin(ABC):
     """What the admin API reads and changes; the enforcer implements it next to :class:`Enforcer`."""

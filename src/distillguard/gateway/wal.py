@@ -10,6 +10,11 @@ A segment is deleted only when it is closed (rotated) and every record written
 to it has been reported committed (stored) via :meth:`WriteAheadLog.committed`.
 A crash can leave a torn last record; :func:`read_segment` stops there (its
 bytes never became an acknowledged record, since ``append`` had not returned).
+A write that fails part-way (a full disk) is taken back before ``append`` raises:
+the segment is truncated to where the record began, or, when even that fails,
+the writer goes on in a new segment, leaving the torn record at the end of a
+closed one.  So no record is ever written after a torn one in a segment that is
+still being written (a reader could not tell it from a record being written).
 
 Frame: ``<u32 payload length><u32 crc32(payload)><payload>``.
 
@@ -26,12 +31,17 @@ Example:
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import struct
 import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
+
+log = logging.getLogger("distillguard.gateway.wal")
 
 _HEADER = struct.Struct("<II")
 _PREFIX, _SUFFIX = "wal-", ".log"
@@ -87,28 +97,51 @@ class WriteAheadLog:
         # per open/closed segment: [records written, records committed, closed?]
         self._counts: dict[int, list] = {}
         self._fd = -1
-        self._size = 0
+        self._size = 0  # bytes in the current segment: where its next record begins
         self._dirty = False
-        self._open_next()
+        self._torn_at: int | None = None  # a write that failed part-way began here and is not taken back yet
+        self._switch_segment()
+        _sync_dir(self.directory)
         self.first_seq = self._seq  # this run's first segment: lower numbers are a previous run's
 
     # ------------------------------------------------------------ writing
 
-    def _open_next(self) -> None:
-        self._seq += 1
-        path = self.directory / segment_name(self._seq)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._size = 0
-        self._counts[self._seq] = [0, 0, False]
-        _sync_dir(self.directory)  # the new file's directory entry must survive a power loss too
+    def _switch_segment(self) -> int:
+        """Write to a new segment from now on; returns the previous one's descriptor (-1 at the
+        start) for the caller to close, and marks that segment closed.  The caller syncs the
+        directory: the new file's entry must survive a power loss too."""
+        seq = self._seq + 1
+        fd = os.open(self.directory / segment_name(seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        old_fd, old_seq = self._fd, self._seq
+        self._fd, self._seq, self._size = fd, seq, 0
+        self._counts[seq] = [0, 0, False]
+        if old_seq in self._counts:
+            self._counts[old_seq][2] = True
+        return old_fd
 
     def append(self, payload: bytes, *, sync: bool = False) -> int:
-        """Write one record; returns its segment number.  ``sync`` fsyncs before returning."""
+        """Write one record; returns its segment number.  ``sync`` fsyncs before returning.
+
+        Raises OSError when the record could not be written whole (nothing of it stays readable).
+        """
         data = frame(payload)
         with self._lock:
-            written = os.write(self._fd, data)
-            if written != len(data):  # a short write to a regular file means the disk is full
-                raise OSError(f"write-ahead file: short write ({written} of {len(data)} bytes)")
+            if self._fd < 0:
+                raise OSError(errno.EBADF, "write-ahead file: closed")
+            if self._torn_at is not None:  # an earlier failed write could not be taken back yet
+                self._take_back_torn_write()
+            start = self._size
+            try:
+                written = os.write(self._fd, data)
+                if written != len(data):  # a short write to a regular file means the disk is full
+                    raise OSError(errno.ENOSPC, f"write-ahead file: short write ({written} of {len(data)} bytes)")
+            except OSError:
+                self._torn_at = start
+                try:
+                    self._take_back_torn_write()
+                except OSError:
+                    log.exception("could not take back a failed write-ahead write; the next append tries again")
+                raise
             self._size += written
             seq = self._seq
             self._counts[seq][0] += 1
@@ -117,6 +150,26 @@ class WriteAheadLog:
                 os.fsync(self._fd)
                 self._dirty = False
         return seq
+
+    def _take_back_torn_write(self) -> None:
+        """Remove what a failed write left in the current segment (called with the lock held).
+
+        Truncates the segment back to where that write began; if that fails too, the torn bytes
+        stay at the end of a segment that is closed from now on (a reader skips them once a later
+        segment exists) and writing goes on in a new segment.  Raises OSError if neither works.
+        """
+        try:
+            os.ftruncate(self._fd, self._torn_at)  # type: ignore[arg-type]
+        except OSError:
+            old_fd = self._switch_segment()
+            self._torn_at = None
+            try:
+                os.fsync(old_fd)  # its records were acknowledged: to disk, as when a segment is rotated
+            finally:
+                os.close(old_fd)
+            _sync_dir(self.directory)
+            return
+        self._torn_at = None
 
     def sync(self) -> None:
         """fsync the current segment if it has unsynced records (without holding appends up)."""
@@ -135,11 +188,12 @@ class WriteAheadLog:
         with self._lock:
             if self._size < self.segment_bytes or self._fd < 0:
                 return False
-            old_fd, old_seq = self._fd, self._seq
-            self._open_next()
-            self._counts[old_seq][2] = True
-        os.fsync(old_fd)
-        os.close(old_fd)
+            old_fd = self._switch_segment()
+        try:
+            _sync_dir(self.directory)
+            os.fsync(old_fd)
+        finally:
+            os.close(old_fd)
         self._delete_done()
         return True
 
@@ -219,17 +273,28 @@ def _sync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class TailedRecord(NamedTuple):
+    """One record as :meth:`WALTailer.read` returns it."""
+
+    segment: int
+    offset: int  # where its frame begins in the segment file
+    payload: bytes
+    replayed: bool  # already in the files when the tailer was made: an earlier reader may have stored it
+
+
 class WALTailer:
     """Reads a WAL directory's records as another process appends them (the recording worker's side).
 
-    :meth:`read` returns the complete records written since the last call, oldest first, as
-    ``(segment, payload, replayed)``; :attr:`read_counts` holds how many records of each segment were read so
+    :meth:`read` returns the complete records written since the last call, oldest first (as
+    :class:`TailedRecord`); :attr:`read_counts` holds how many records of each segment were read so
     far (the counts the writer's :meth:`WriteAheadLog.committed_through` takes once they are stored).
     A segment is finished once a later one exists (the writer only appends to the newest, and
     creates the next one after its last write to this one returned) or, with ``final``, when the
-    writer has closed the log; a torn or corrupt tail of a finished segment is skipped (it was never
-    acknowledged).  ``replayed`` is true for a record that was already in the files when the tailer
-    was made: an earlier reader (a previous run, or a worker that died) may have stored it.
+    writer has closed the log; a torn or corrupt tail of a finished segment (a crash inside a write,
+    or a failed write the writer left behind by moving on) is skipped, logged and counted in
+    :attr:`torn_tails`: it was never acknowledged.  ``replayed`` is true for a record that was
+    already in the files when the tailer was made: an earlier reader (a previous run, or a worker
+    that died) may have stored it.
 
     Example:
         >>> import tempfile
@@ -237,7 +302,7 @@ class WALTailer:
         >>> wal, tail = WriteAheadLog(d), WALTailer(d)
         >>> seg = wal.append(b"one")
         >>> tail.read(), tail.read(), tail.read_counts
-        ([(1, b'one', False)], [], {1: 1})
+        ([TailedRecord(segment=1, offset=0, payload=b'one', replayed=False)], [], {1: 1})
     """
 
     def __init__(self, directory: str | Path):
@@ -245,6 +310,7 @@ class WALTailer:
         self._pos: dict[int, int] = {}  # segment -> byte offset of its next unread record
         self.read_counts: dict[int, int] = {}
         self.finished: set[int] = set()
+        self.torn_tails = 0  # finished segments whose last bytes were not a complete record
         self._fds: dict[int, int] = {}
         self._replay_until = {seq: path.stat().st_size for seq, path in self._segments()}
 
@@ -256,9 +322,9 @@ class WALTailer:
                 found.append((seq, p))
         return sorted(found)
 
-    def read(self, max_records: int | None = None, *, final: bool = False) -> list[tuple[int, bytes, bool]]:
+    def read(self, max_records: int | None = None, *, final: bool = False) -> list[TailedRecord]:
         """Complete records not read before (at most ``max_records``); ``final``: the writer is closed."""
-        out: list[tuple[int, bytes, bool]] = []
+        out: list[TailedRecord] = []
         segments = self._segments()
         listed = {seq for seq, _ in segments}
         for seq in [s for s in self._fds if s not in listed]:  # deleted by the writer once stored: let the inode go
@@ -287,11 +353,15 @@ class WALTailer:
                 start = at + _HEADER.size
                 if start + length > end or zlib.crc32(data[start : start + length]) != crc:
                     break  # being written (live segment), or torn (finished segment): stop here
-                out.append((seq, data[start : start + length], start + length <= replay_end))
+                out.append(TailedRecord(seq, pos + at, data[start : start + length], start + length <= replay_end))
                 self.read_counts[seq] = self.read_counts.get(seq, 0) + 1
                 at = start + length
             self._pos[seq] = pos + at
             if closed and complete:
+                if at < end:
+                    self.torn_tails += 1
+                    log.warning("write-ahead segment %d: %d bytes at offset %d are not a complete record (a write cut "
+                                "short); skipped", seq, end - at, pos + at)  # fmt: skip
                 self.finished.add(seq)
                 os.close(self._fds.pop(seq))
             if max_records is not None and len(out) >= max_records:

@@ -8,10 +8,14 @@ in a process of its own, so none of it holds the serving process's GIL:
    appended since the last look, a previous run's leftover segments first;
 2. every ``flush_interval_s`` (or ``flush_batch`` records) normalize and store
    them in one DuckDB transaction, then feed them to online scoring
-   (:class:`~distillguard.gateway.sink.StoreSink`);
-3. tell the serving process, per segment, how many records are stored (it
-   deletes a segment once it is closed and fully stored; a previous run's
-   segments are deleted here);
+   (:class:`~distillguard.gateway.sink.StoreSink`).  Records that make a batch
+   fail deterministically are isolated by bisection and quarantined
+   (``<wal_dir>/quarantine.jsonl``, with the reason and WAL position) so the
+   rest are stored; a failure of the store itself (disk full, out of memory)
+   retries the batch a second later;
+3. tell the serving process, per segment, how many records are done (stored
+   or quarantined; it deletes a segment once it is closed and fully done; a
+   previous run's segments are deleted here);
 4. run the online scorer (its own thread, as in process) and send every risk
    record it writes to the serving process's risk table, or write them to Redis
    when the deployment shares state there;
@@ -26,12 +30,18 @@ stop: ``stop`` over the pipe means store everything and exit; the pipe closing
 means the serving process died: store what can be read and exit, leaving the
 segments for the next start, which may already be writing new ones).
 
+If the store cannot be used at all (a schema this version does not write, not a
+DuckDB file, no permission) the worker says so (``["failed", reason]``) and
+exits at once: restarting it would change nothing.  Only another process holding
+the store's lock is waited for.
+
 Run by :class:`~distillguard.gateway.process_recorder.ProcessRecorder` as
 ``python -m distillguard.gateway.worker FD`` with one end of a socket pair;
 the first message is the pickled
 :class:`~distillguard.gateway.process_recorder.WorkerSettings`.  Messages to
-the serving process are orjson arrays: ``["commit", {segment: stored}]``,
-``["risk", table, {key: record}, ttl_s]``, ``["stats", {...}]``, ``["done"]``.
+the serving process are orjson arrays: ``["commit", {segment: done}, quarantined]``,
+``["risk", table, {key: record}, ttl_s]``, ``["stats", {...}]``,
+``["store_error", reason]``, ``["failed", reason]``, ``["done"]``.
 
 Example:
     >>> import tempfile
@@ -44,7 +54,7 @@ Example:
     >>> sent = []
     >>> w = RecordingWorker(WorkerSettings(d + "/wal", d + "/gw.duckdb", Hasher(b"k"), wal.first_seq), sent.append)
     >>> w.step(flush=True), sent[-1]
-    (1, ['commit', {1: 1}])
+    (1, ['commit', {1: 1}, 0])
     >>> w.close()
 """
 
@@ -62,16 +72,17 @@ from typing import Any
 
 import orjson
 
-from distillguard.errors import InputError
+from distillguard.errors import ConfigError, InputError
 from distillguard.gateway.process_recorder import WorkerSettings
-from distillguard.gateway.sink import StoreSink
+from distillguard.gateway.sink import QUARANTINE_FILE, StoreSink
 from distillguard.gateway.state.base import Record, RiskTable
-from distillguard.gateway.wal import WALTailer, segment_name
+from distillguard.gateway.wal import TailedRecord, WALTailer, segment_name
 from distillguard.store.duckdb import DuckDBStore
 
 log = logging.getLogger("distillguard.gateway.worker")
 
 Send = Callable[[list], None]
+EXIT_UNUSABLE = 78  # sysexits' EX_CONFIG: the store or the settings cannot be used as they are
 
 
 class PipeRiskTable(RiskTable):
@@ -99,15 +110,27 @@ class PipeRiskTable(RiskTable):
         return list(self._mirror.get(table, {}))[:limit]
 
 
+def is_lock_conflict(exc: BaseException) -> bool:
+    """Whether opening the store failed only because another process holds it (DuckDB's file lock)."""
+    return isinstance(exc, InputError) and "Could not set lock" in str(exc.__cause__ or "")
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether a start-up failure will happen again on every restart: the store is unusable as it is
+    (wrong schema, not a DuckDB file, no permission) or the settings are wrong."""
+    return isinstance(exc, (InputError, ConfigError)) and not is_lock_conflict(exc)
+
+
 def open_store(path: str, timeout_s: float = 60.0) -> DuckDBStore:
-    """The gateway's store, waiting while another process still holds it (a predecessor that is exiting)."""
+    """The gateway's store, waiting (up to ``timeout_s``) while another process holds its lock, e.g. a
+    predecessor that is exiting; any other failure to open it raises at once."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             # one DuckDB thread: batched appends gain nothing from a second, and the proxy needs that core
             return DuckDBStore(path, threads=1)
-        except InputError:
-            if time.monotonic() > deadline:
+        except InputError as exc:
+            if not is_lock_conflict(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.25)
 
@@ -140,7 +163,7 @@ class RecordingWorker:
             self.sink = StoreSink(
                 self.store, settings.hasher, keep_text=settings.keep_text,
                 observe=self.scorer.observe if self.scorer is not None else None,
-                rejected_path=Path(settings.wal_dir) / "rejected.jsonl",
+                quarantine_path=Path(settings.wal_dir) / QUARANTINE_FILE,
             )  # fmt: skip
             if self.scorer is not None:
                 recent = self.sink.recent_events(self.scorer.window_s, self.scorer.max_events)
@@ -151,8 +174,9 @@ class RecordingWorker:
             self.store.close()
             raise
         self.tailer = WALTailer(settings.wal_dir)
-        self.stored: dict[int, int] = {}  # segment -> records of it stored (from its start)
-        self.pending: list[tuple[int, bytes, bool]] = []
+        self.stored: dict[int, int] = {}  # segment -> records of it done, stored or quarantined (from its start)
+        self.pending: list[TailedRecord] = []
+        self.store_errors = 0  # batches that failed for a reason of the store's, retried
         self._last_flush = time.monotonic()
         self._deleted: set[int] = set()
 
@@ -178,20 +202,27 @@ class RecordingWorker:
         self._delete_previous_runs()
         return done
 
-    def _store(self, items: list[tuple[int, bytes, bool]]) -> int:
-        batch, replay, per_segment = [], False, {}
-        for seq, payload, replayed in items:
-            per_segment[seq] = per_segment.get(seq, 0) + 1
-            replay = replay or replayed
+    def _store(self, items: list[TailedRecord]) -> int:
+        batch, positions, unreadable, replay, per_segment = [], [], [], False, {}
+        for item in items:
+            per_segment[item.segment] = per_segment.get(item.segment, 0) + 1
+            replay = replay or item.replayed
+            position = {"segment": item.segment, "offset": item.offset}
             try:
-                record = orjson.loads(payload)
+                record = orjson.loads(item.payload)
                 batch.append((record["e"], record.get("x") or {}))
-            except (orjson.JSONDecodeError, KeyError, TypeError) as exc:  # CRC-valid but not ours: never blocks the rest
-                log.error("write-ahead record in segment %d is not a recorded exchange (%r); skipped", seq, exc)
-        self.sink.write(batch, replay=replay)  # raises on a store failure: nothing is counted, retried next step
+                positions.append(position)
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:  # CRC-valid but not ours
+                unreadable.append({**position, "reason": f"not a recorded exchange: {exc!r}",
+                                   "payload": item.payload.decode("utf-8", "backslashreplace")})  # fmt: skip
+        quarantined = self.sink.quarantined_total
+        # raises on a failure of the store's: nothing is reported, the same records are retried next step
+        self.sink.write(batch, replay=replay, positions=positions)
+        if unreadable:  # after the write: a retried batch must not set them aside twice
+            self.sink.quarantine(unreadable)
         for seq, n in per_segment.items():
             self.stored[seq] = self.stored.get(seq, 0) + n
-        self.send(["commit", {seq: self.stored[seq] for seq in per_segment}])
+        self.send(["commit", {seq: self.stored[seq] for seq in per_segment}, self.sink.quarantined_total - quarantined])
         return len(items)
 
     def _delete_previous_runs(self) -> None:
@@ -204,7 +235,9 @@ class RecordingWorker:
     def stats(self) -> dict[str, Any]:
         """What the serving process shows about the worker (admin, logs)."""
         return {
-            "pid": os.getpid(), "stored_total": self.sink.stored_total, "last_store_s": round(self.sink.last_store_s, 4),
+            "pid": os.getpid(), "stored_total": self.sink.stored_total, "batches_total": self.sink.batches_total,
+            "quarantined_total": self.sink.quarantined_total, "store_errors": self.store_errors,
+            "wal_torn_tails": self.tailer.torn_tails, "last_store_s": round(self.sink.last_store_s, 4),
             "unstored_read": len(self.pending), "online": vars(self.scorer.stats).copy() if self.scorer is not None else None,
         }  # fmt: skip
 
@@ -236,8 +269,10 @@ class RecordingWorker:
                 return
             try:
                 self.step(final=stop)
-            except Exception:  # the records stay in the WAL and are retried (or replayed at the next start)
+            except Exception as exc:  # the store's: the records stay in the WAL, retried (or replayed at the next start)
                 log.exception("storing write-ahead records failed; retrying")
+                self.store_errors += 1
+                self.send(["store_error", repr(exc)])
                 time.sleep(1.0)
                 if not stop:
                     continue
@@ -278,7 +313,14 @@ def main(argv: list[str] | None = None) -> None:
     if settings.nice:
         os.nice(settings.nice)
     send = _sender(conn)
-    worker = RecordingWorker(settings, send)
+    try:
+        worker = RecordingWorker(settings, send)
+    except Exception as exc:
+        if not is_permanent(exc):
+            raise  # the supervisor restarts this worker after a back-off
+        log.error("cannot record: %s", exc)
+        send(["failed", str(exc)])  # and not restarted: a new worker would fail the same way
+        sys.exit(EXIT_UNUSABLE)
     try:
         worker.run(conn, stats_interval_s=settings.stats_interval_s)
     finally:
