@@ -18,7 +18,7 @@ def test_small_benchmark_writes_results_table_and_plot(tmp_path):
     assert "detection" in row and all(0.0 <= d["share"] <= 1.0 for d in row["detection"].values())
     for plot in ("roc.png", "harvested.png"):
         assert (tmp_path / plot).read_bytes()[:4] == b"\x89PNG"
-    assert row["peak_tree_rss_mb"] > 0 and " MB |" in (tmp_path / "results.md").read_text()
+    assert row["peak_tree_rss_mb"] > row["scan_peak_rss_mb"] > 0 and " MB |" in (tmp_path / "results.md").read_text()
     assert "| naive_bulk |" in (tmp_path / "results.md").read_text()
     assert "naive_bulk" in benchmark_page(rows, "distillguard bench quality naive_bulk")
     assert "(bm-harvested.png)" in benchmark_page(rows, "distillguard bench quality naive_bulk", plots="bm")

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from distillguard.bench.throughput import TreeMemorySampler
+from distillguard.bench.throughput import TreeMemorySampler, rss_kb
 from distillguard.detectors.ensemble import Ensemble
 from distillguard.scan import ScanOptions, run_scan
 from distillguard.training import labels_vector
@@ -221,6 +221,7 @@ def run_quality_bench(
         stage(f"{name}: scanning {sim.events:,} events")
         t0 = time.perf_counter()
         memory = TreeMemorySampler(os.getpid())  # this process and its ingest workers
+        before_kb = rss_kb(os.getpid())  # what this process held already (earlier scenarios' leftovers)
         memory.start()
         try:
             result = run_scan([sim.traffic], workdir / name / "scan", ScanOptions(accounts_path=str(sim.accounts_file), model_path=model_path))
@@ -238,7 +239,8 @@ def run_quality_bench(
             shares = [d["share"] for d in delays.values()]
             metrics["max_harvested_share_before_flag"] = max(shares) if shares else float("nan")
         metrics.update({"scenario": name, "events": sim.events, "scan_s": round(seconds, 2), "events_per_s": round(sim.events / seconds),
-                        "peak_tree_rss_mb": round(memory.peak_rss_kb / 1024, 1)})
+                        "peak_tree_rss_mb": round(memory.peak_rss_kb / 1024, 1),
+                        "scan_peak_rss_mb": round((memory.peak_rss_kb - before_kb) / 1024, 1)})
         rows.append(metrics)
         result.store.close()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -301,7 +303,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"| {_pct(d['recall_at_threshold'])} / {_pct(d['fpr_at_threshold'])} | {_pct(r['campaign_recall'])} "
             f"| {_pct(r.get('max_harvested_share_before_flag', float('nan')))} | {hn_text} "
             f"| {r['volume_z']['auc']:.3f} | {_pct(r['rate_limit']['recall_at_threshold'])} "
-            f"| {_auc(r, 'prada')} | {_auc(r, 'mmd')} | {r['events_per_s']:,} | {_mb(r.get('peak_tree_rss_mb'))} |"
+            f"| {_auc(r, 'prada')} | {_auc(r, 'mmd')} | {r['events_per_s']:,} | {_mb(r.get('scan_peak_rss_mb'))} |"
         )
     return head + "\n".join(lines) + "\n"
 
@@ -329,7 +331,8 @@ NATs, resellers) plus the named campaign(s), simulated with a seed the shipped m
   campaign, which path flagged it first (`via`).
 * Hard-negative FP: the worst flagged share among hard-negative benign personas.
 * Peak memory: the largest resident memory of the bench process and its ingest workers, summed,
-  while the scenario's scan ran (the bench process holds the previous scenarios' leftovers too).
+  while the scenario's scan ran, less what the bench process held when the scan began (earlier
+  scenarios' leftovers); `results.json` has the whole peak too (`peak_tree_rss_mb`).
 * Baselines on the same accounts: volume z-score, a gateway rate limit (60 rpm / 2,000 per day),
   PRADA-style query-distance normality, MMD window test on wordllama embeddings.
 

@@ -148,7 +148,7 @@ class TreeMemorySampler(threading.Thread):
         pids = descendants(self.root_pid, self._cpu_ticks)
         rss = 0
         for pid in pids:
-            kb = _rss_kb(pid)
+            kb = rss_kb(pid)
             rss += kb
             if pid == self.root_pid:
                 self.peak_main_kb = max(self.peak_main_kb, kb)
@@ -188,7 +188,7 @@ def descendants(root: int, cpu_ticks: dict[int, int] | None = None) -> list[int]
     return out
 
 
-def _rss_kb(pid: int) -> int:
+def rss_kb(pid: int) -> int:
     """Resident memory (kB) of one process from ``/proc/<pid>/statm``; 0 if it is gone."""
     try:
         return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
