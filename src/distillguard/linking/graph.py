@@ -168,9 +168,12 @@ def build_edge_tables(store: EventStore, cfg: LinkConfig | None = None) -> None:
                CASE WHEN x.kind IN ({content}) THEN least(x.share, y.share) ELSE 1.0 END AS overlap,
                CASE WHEN x.kind IN ({content}) THEN 1.0 / (1.0 + 0.25 * ln(x.n / 2.0))
                     ELSE 1.0 / (1.0 + ln(x.n / 2.0)) END AS damp"""
+    # the key pairs stream into the per-pair aggregate: materialized they would be the largest table of
+    # all (84M rows on the 1M-event benchmark log, mostly near-duplicate bands)
     _exec(
         store,
-        f"""CREATE OR REPLACE TEMP TABLE _dg_link_keypairs AS
+        f"""CREATE OR REPLACE TEMP TABLE _dg_link_pairs AS
+        WITH keypairs AS (
         SELECT x.aid AS a, y.aid AS b, {pair_cols}
         FROM (SELECT * FROM _dg_link_members WHERE n <= {cap}) x
         JOIN (SELECT * FROM _dg_link_members WHERE n <= {cap}) y ON x.kind = y.kind AND x.key = y.key AND x.aid < y.aid
@@ -179,12 +182,7 @@ def build_edge_tables(store: EventStore, cfg: LinkConfig | None = None) -> None:
         FROM (SELECT * FROM _dg_link_members WHERE n > {cap}) x
         JOIN (SELECT * FROM _dg_link_members WHERE n > {cap} AND r <= {hubs}) y
           ON x.kind = y.kind AND x.key = y.key AND x.aid <> y.aid
-        WHERE x.r > {hubs} OR x.r < y.r""",
-    )
-    _exec(store, "DROP TABLE IF EXISTS _dg_link_members")
-    _exec(
-        store,
-        f"""CREATE OR REPLACE TEMP TABLE _dg_link_pairs AS
+        WHERE x.r > {hubs} OR x.r < y.r)
         SELECT a, b,
           CASE WHEN kind IN ('tpl_prefix', 'tpl_suffix') THEN 'template' WHEN kind = 'band' THEN 'near_dup' ELSE kind END AS type,
           CASE WHEN kind IN ('tpl_prefix', 'tpl_suffix') THEN least(sum(overlap * damp) / 2.0, 1.0)
@@ -193,9 +191,9 @@ def build_edge_tables(store: EventStore, cfg: LinkConfig | None = None) -> None:
           CASE WHEN kind IN ({content}) THEN least(sum(overlap) / (CASE WHEN kind = 'band' THEN 1.0 ELSE 2.0 END), 1.0)
                ELSE 1.0 END AS raw_overlap,
           count(*) AS n_keys, min(key) AS example_key, max(n) AS group_n
-        FROM _dg_link_keypairs GROUP BY a, b, kind""",
+        FROM keypairs GROUP BY a, b, kind""",
     )
-    _exec(store, "DROP TABLE IF EXISTS _dg_link_keypairs")
+    _exec(store, "DROP TABLE IF EXISTS _dg_link_members")
     # template prefix and suffix rows of one pair → one template row (mean of the two halves)
     _exec(
         store,
