@@ -315,19 +315,20 @@ def test_a_campaign_too_thin_for_any_one_id_is_flagged_by_the_pooled_test():
     assert f.evidence[0].title == "Harvest-shaped requests from several end users at once" and "chance" in f.evidence[0].detail
 
 
-def test_a_units_reference_leaves_its_own_requests_out():
-    """Worked example: the LLR of a unit is its score sum less n * ln(UCB of Z over the *other* units' requests)."""
-    rows = [event_row(k, "A", T0 + k, end_user_hash=k % 3, n_assistant_turns=0, prompt_tokens=50,
-                      completion_tokens=1000 if k % 3 == 0 else 40) for k in range(30)]  # fmt: skip
+def test_a_unit_that_is_most_of_its_account_is_judged_against_all_of_it():
+    """Worked example, and why the reference keeps the unit's own requests: an end user sending 20 of an
+    account's 22 requests, all fresh and long.  Against the other two requests alone (no harvest-shaped
+    one among them) Z would be exactly 1 and this user's 40 nats would flag it; against the whole
+    account it is ordinary, LLR = sum(s) - n ln(UCB of Z over all 22 requests), about half a nat."""
+    rows = [event_row(k, "A", T0 + k, end_user_hash=0 if k < 20 else k, n_assistant_turns=0, prompt_tokens=50,
+                      completion_tokens=1000 if k < 20 else 40) for k in range(22)]  # fmt: skip
     from tests.factories import events_table
 
     store = DuckDBStore()
     store.append("events", events_table(rows))
     test = SequentialTest(profiles=(HarvestProfile("a", "a", (("fresh_long_answer", 2.0),)),), z_sigmas=1.0)
     ev = sequential_evidence(store, ["A"], test)
-    # unit 0: 10 requests, all fresh and long (s = 2); its reference, units 1 and 2: 20 requests with s = 0, Z = 1 exactly
-    assert abs(ev.loc["A#eu:0", "llr"] - 20.0) < 1e-9
-    # unit 1: reference 10 x e^2 and 10 x 1 (units 0 and 2)
-    ref = np.array([np.e**2] * 10 + [1.0] * 10)
-    expected = -10 * np.log(ref.mean() + ref.std(ddof=1) / np.sqrt(20))
-    assert abs(ev.loc["A#eu:1", "llr"] - expected) < 1e-9
+    ref = np.array([np.e**2] * 20 + [1.0] * 2)
+    expected = 20 * 2.0 - 20 * np.log(ref.mean() + ref.std(ddof=1) / np.sqrt(22))
+    assert abs(ev.loc["A#eu:0", "llr"] - expected) < 1e-9 and expected < 1.0
+    assert not ev["flagged"].any()

@@ -12,8 +12,7 @@ The test.  Under a harvest profile (:class:`HarvestProfile`: a weight per indica
 gets a score ``s = sum(weight_j * indicator_j)``.  The profile's alternative ("this unit harvests")
 is the benign request distribution *exponentially tilted* towards its indicators: a request with
 score ``s`` is ``exp(s) / Z`` times as likely under it, where ``Z`` is the mean of ``exp(s)`` over
-the reference traffic (the rest of the shared account's requests, mostly genuine: leaving the
-unit's own requests out keeps its reference independent of the data it judges).  A unit's log likelihood
+the reference traffic (the shared account's own requests, mostly genuine).  A unit's log likelihood
 ratio after ``n`` requests is ``LLR = sum(s_i) - n * ln Z``; the profiles (campaigns harvest
 different things) are combined as an equal-weight mixture.  Under the null (the unit's requests
 look like the reference traffic) ``exp(LLR)`` is a nonnegative martingale with mean 1, so by
@@ -213,45 +212,36 @@ class SequentialTest:
     def units_sql(self, events: str, unit: str) -> str:
         """One row per (account_id, unit): requests, indicator counts, per-profile LLRs, units in the account.
 
-        ``events`` is a relation of stored events; ``unit`` an SQL expression naming the unit inside
-        the account (e.g. the end user).  A unit's reference traffic is the rest of its account's
-        rows in ``events`` (leave one unit out: a unit's own requests neither raise nor lower its
-        reference, so ``Z`` does not depend on the data it judges).  Columns: ``account_id, unit,
-        n, n_success, output_tokens, n_units``, ``n_<indicator>`` per indicator and ``llr_<k>`` per
-        profile (in the order of ``profiles``); a unit with fewer than two reference requests has
-        no evidence (LLR 0).
+        ``events`` is a relation of stored events (the reference is all of an account's rows in
+        it); ``unit`` an SQL expression naming the unit inside the account (e.g. the end user).
+        Columns: ``account_id, unit, n, n_success, output_tokens, n_units``, ``n_<indicator>`` per
+        indicator and ``llr_<k>`` per profile (in the order of ``profiles``).
         """
         flags = ", ".join(f"CASE WHEN {sql} THEN 1 ELSE 0 END AS f_{name}" for name, (sql, _) in INDICATORS.items())
         counts = ", ".join(f"sum(f_{name}) AS n_{name}" for name in INDICATORS)
         k = range(len(self.profiles))
         scores = ", ".join(f"{p.score_sql()} AS s_{i}" for i, p in enumerate(self.profiles))
-        moments = ", ".join(f"sum(exp(s_{i})) AS e_{i}, sum(exp(2 * s_{i})) AS e2_{i}" for i in k)
-        sums = ", ".join(f"sum(s_{i}) AS s_sum_{i}" for i in k)
         sigmas = float(self.z_sigmas)
-        # ln of an upper confidence bound on Z = E[exp(s)] over the reference (the account's other units)
+        # ln of an upper confidence bound on Z = E[exp(s)] over the account's requests
         log_z = ", ".join(
-            f"ln((r.e_{i} - u.e_{i}) / m + {sigmas!r} * sqrt(greatest(r.e2_{i} - u.e2_{i} - (r.e_{i} - u.e_{i}) ^ 2 / m, 0)"
-            f" / (m - 1) / m)) AS log_z_{i}" for i in k
+            f"ln(avg(exp(s_{i})) + {sigmas!r} * coalesce(stddev_samp(exp(s_{i})), 0) / sqrt(count(*))) AS log_z_{i}" for i in k
         )
-        llrs = ", ".join(f"CASE WHEN m >= 2 THEN s_sum_{i} - n * log_z_{i} ELSE 0.0 END AS llr_{i}" for i in k)
+        sums = ", ".join(f"sum(s_{i}) AS s_sum_{i}" for i in k)
+        llrs = ", ".join(f"u.s_sum_{i} - u.n * r.log_z_{i} AS llr_{i}" for i in k)
         return f"""
 WITH scored AS (
   SELECT account_id, {unit} AS unit, {scores}, {flags},
     CASE WHEN coalesce(status, 'success') = 'success' THEN 1 ELSE 0 END AS ok, coalesce(completion_tokens, 0) AS out_tokens
   FROM {events} e
 ),
-ref AS (SELECT account_id, count(*) AS n_ref, {moments} FROM scored GROUP BY account_id),
+ref AS (SELECT account_id, {log_z} FROM scored GROUP BY account_id),
 units AS (
-  SELECT account_id, unit, count(*) AS n, sum(ok) AS n_success, sum(out_tokens) AS output_tokens, {sums}, {moments}, {counts}
+  SELECT account_id, unit, count(*) AS n, sum(ok) AS n_success, sum(out_tokens) AS output_tokens, {sums}, {counts}
   FROM scored GROUP BY account_id, unit
-),
-judged AS (
-  SELECT u.*, r.n_ref - u.n AS m, {log_z}
-  FROM units u JOIN ref r ON u.account_id = r.account_id
 )
-SELECT account_id, unit, n, n_success, output_tokens, {", ".join(f"n_{name}" for name in INDICATORS)}, {llrs},
-  count(*) OVER (PARTITION BY account_id) AS n_units
-FROM judged
+SELECT u.account_id, u.unit, u.n, u.n_success, u.output_tokens, {", ".join(f"u.n_{name}" for name in INDICATORS)}, {llrs},
+  count(*) OVER (PARTITION BY u.account_id) AS n_units
+FROM units u JOIN ref r ON u.account_id = r.account_id
 """
 
     def describe(self, counts: dict[str, int], n: int, profile: int) -> str:

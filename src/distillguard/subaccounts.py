@@ -18,9 +18,9 @@ Two ways to be flagged, for two questions:
 * **a sequential test** ("is this end user's run of requests already conclusive?"):
   :mod:`distillguard.sequential` accumulates per-request harvest evidence (fresh prompts answered
   at many times their length, benchmark prompts and reasoning traces among them, requests to
-  write out reasoning) against the account's own traffic, and flags a unit as soon as the
-  evidence crosses a threshold set by a false-alarm budget (``alpha`` per account, split over its
-  units), whatever its request count.  A campaign spread thin over several end-user ids reaches
+  write out reasoning) against the account's own traffic, and flags a unit as soon as its own
+  evidence, or the account's evidence pooled over all its units, crosses a threshold set by a
+  false-alarm budget (``alpha`` per account, split between the two), whatever its request count.  A campaign spread thin over several end-user ids reaches
   50 requests per id late (a day and a half at a 5% share); its requests are harvest-shaped from
   the first one.
 
@@ -192,7 +192,8 @@ def sequential_evidence(
         >>> ev.loc["reseller-1#eu:-2", ["n", "llr", "needed", "flagged"]]      # doctest: +SKIP
     """
     if not shared:
-        return pd.DataFrame(columns=["account_id", "unit", "n", "llr", "profile", "needed", "flagged"])
+        return pd.DataFrame(columns=["account_id", "unit", "n", "llr", "profile", "needed", "pooled", "posterior",
+                                     "pooled_needed", "flagged_pooled", "flagged"])  # fmt: skip
     events = f"(SELECT * FROM {_events_until(until)} w WHERE account_id IN (SELECT unnest(?::VARCHAR[])))"
     units = store.query(test.units_sql(events, _END_USER), [shared]).to_pandas()
     units.index = pd.Index([f"{a}{SEPARATOR}{u}" for a, u in zip(units["account_id"], units["unit"])], name="sub_account")
@@ -232,7 +233,7 @@ def _sequential_evidence_item(test: SequentialTest, row: pd.Series) -> Evidence:
     counts = {name: int(row[f"n_{name}"]) for name in INDICATORS}
     n = int(row["n"])
     own = (
-        f"{test.describe(counts, n, int(row['profile']))}: {row['llr']:.1f} nats of evidence against the rest of the "
+        f"{test.describe(counts, n, int(row['profile']))}: {row['llr']:.1f} nats of evidence against the "
         f"account's traffic, {row['needed']:.1f} needed alone among its {int(row['n_units']):,} end users"
     )
     if bool(row["flagged_pooled"]):

@@ -178,6 +178,8 @@ def detection_delay(store, model, threshold: float, labels: dict[str, dict], eve
                 for c, how in judge(previous + part * (cut - previous)).items():
                     if c in found and c not in detected:
                         detected[c], via[c] = previous + part * (cut - previous), how
+                if all(c in detected for c in found):
+                    break
             for c, how in found.items():
                 if c not in detected:
                     detected[c], via[c] = cut, how
@@ -324,7 +326,7 @@ NATs, resellers) plus the named campaign(s), simulated with a seed the shipped m
 * Campaign recall: a campaign counts as found when at least one of its accounts is flagged.
 * Max harvested before flag: the largest share of a campaign's exchanges made before its first flag,
   replaying the scenario hour by hour through each campaign's first two days (6-hourly otherwise),
-  and the step in which it is first flagged again at each quarter (every 15 minutes).
+  and the step in which it is first flagged again at each quarter (every 15 minutes in the hourly part).
   A campaign mixed into a reseller counts only its own requests, and is flagged through its end
   users (the account model from 50 requests each, or sooner the sequential test on per-request
   evidence, one end user alone or all of the account's pooled); `results.json` says, per

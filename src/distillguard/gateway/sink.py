@@ -187,7 +187,7 @@ class StoreSink:
         try:
             batch = normalize_batch([ev for ev, _ in items], self.hasher, keep_text=self.keep_text)
             log_rows = pa.Table.from_pylist([log_row(ev, x) for ev, x in items], schema=GATEWAY_LOG_SCHEMA)
-        except MemoryError:
+        except (MemoryError, OSError):  # the machine's fault, not the records'
             raise
         except Exception as exc:
             raise UnusableRecords(repr(exc)) from exc
