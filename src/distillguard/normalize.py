@@ -199,6 +199,12 @@ class ExcerptKeeper:
         rows, self._rows = self._rows, []
         return rows
 
+    def give_back(self, rows: Sequence[dict]) -> None:
+        """Undo the keeping of drained ``rows`` that were never stored (a rolled-back write): their
+        accounts may keep as many excerpts again."""
+        for row in rows:
+            self._kept[row["account_id"]] -= 1
+
 
 def excerpt_candidates(
     excerpts: Sequence[tuple[str, str, float, str]], per_account: int, *, shipped: dict[str, int] | None = None

@@ -83,6 +83,29 @@ def test_a_store_failure_is_retried_not_quarantined(tmp_path, monkeypatch):
     w.close()
 
 
+def test_excerpts_of_a_rolled_back_write_are_kept_by_its_retry(tmp_path, monkeypatch):
+    """An account's excerpts are capped (5): a write that rolls back must not use up its allowance."""
+    wal = WriteAheadLog(tmp_path / "wal")
+    for i in range(1, 6):
+        append(wal, raw_event(i))
+    w = worker(tmp_path, wal, [])
+    real_insert = sink_module.insert_new
+    failures = iter([duckdb.IOException("IO Error: No space left on device")])
+
+    def full_disk_once(con, table, *args, **kw):
+        if table == "samples":
+            for exc in failures:
+                raise exc
+        return real_insert(con, table, *args, **kw)
+
+    monkeypatch.setattr(sink_module, "insert_new", full_disk_once)
+    with pytest.raises(duckdb.IOException):
+        w.step(flush=True)
+    assert w.step(flush=True) == 5
+    assert stored_ids(w, "samples") == ["e1", "e2", "e3", "e4", "e5"]
+    w.close()
+
+
 def test_a_split_batch_retried_after_a_store_failure_is_observed_once(tmp_path, monkeypatch):
     """Halves stored before a store failure are stored, and seen by online scoring, once."""
     observed: list[str] = []

@@ -207,6 +207,7 @@ class StoreSink:
             con.execute("COMMIT").fetchall()
         except BaseException:
             con.execute("ROLLBACK").fetchall()
+            self._keeper.give_back(samples)  # a retry (or the halves of a split) offers them again
             raise
         self.stored_total += len(items)
         self.batches_total += 1
