@@ -20,9 +20,9 @@ Two ways to be flagged, for two questions:
   at many times their length, benchmark prompts and reasoning traces among them, requests to
   write out reasoning) against the account's own traffic, and flags a unit as soon as its own
   evidence, or the account's evidence pooled over all its units, crosses a threshold set by a
-  false-alarm budget (``alpha`` per account, split between the two), whatever its request count.  A campaign spread thin over several end-user ids reaches
-  50 requests per id late (a day and a half at a 5% share); its requests are harvest-shaped from
-  the first one.
+  false-alarm budget (``alpha`` per account, split between the two), whatever its request count.
+  A campaign spread thin over several end-user ids reaches 50 requests per id late (a day and a
+  half at a 5% share); its requests are harvest-shaped from the first one.
 
 Three guards keep the many genuine end users of a large reseller from turning into false flags on
 the model path:
@@ -184,8 +184,8 @@ def sequential_evidence(
     pooled evidence over all its units and its threshold, :meth:`SequentialTest.pooled`),
     ``posterior`` (the unit's chance of harvesting given the pooled evidence), ``flagged_pooled``
     (flagged by the pooled test: it fired and the unit's posterior is at least the test's
-    ``attribution``, and not by its own evidence) and ``flagged``.  The reference traffic of each unit is the rest of its
-    account's requests up to ``until``.
+    ``attribution``, and not by its own evidence), ``flagged_alone`` (by its own evidence) and
+    ``flagged``.  The reference traffic of each unit is its account's requests up to ``until``.
 
     Example:
         >>> ev = sequential_evidence(store, ["reseller-1"], SequentialTest())   # doctest: +SKIP
@@ -193,25 +193,23 @@ def sequential_evidence(
     """
     if not shared:
         return pd.DataFrame(columns=["account_id", "unit", "n", "llr", "profile", "needed", "pooled", "posterior",
-                                     "pooled_needed", "flagged_pooled", "flagged"])  # fmt: skip
+                                     "pooled_needed", "flagged_alone", "flagged_pooled", "flagged"])  # fmt: skip
     events = f"(SELECT * FROM {_events_until(until)} w WHERE account_id IN (SELECT unnest(?::VARCHAR[])))"
     units = store.query(test.units_sql(events, _END_USER), [shared]).to_pandas()
     units.index = pd.Index([f"{a}{SEPARATOR}{u}" for a, u in zip(units["account_id"], units["unit"])], name="sub_account")
     by_profile = units[[f"llr_{k}" for k in range(len(test.profiles))]].to_numpy(dtype="float64")
-    units["llr"] = test.combine(by_profile)
-    units["profile"] = by_profile.argmax(axis=1) if len(units) else np.zeros(0, dtype=int)
-    units["needed"] = [test.threshold(k) for k in units["n_units"].tolist()]
-    units["pooled"], units["posterior"] = 0.0, 0.0
-    for _, rows in units.groupby("account_id", sort=False).indices.items():
-        nats, posterior = test.pooled(units["llr"].to_numpy()[rows])
-        units.iloc[rows, units.columns.get_loc("pooled")] = nats
-        units.iloc[rows, units.columns.get_loc("posterior")] = posterior
-    units["pooled_needed"] = test.pooled_threshold()
-    by_unit = units["llr"].to_numpy() >= units["needed"].to_numpy()
-    carries = units["posterior"].to_numpy() >= test.attribution
-    units["flagged_pooled"] = (units["pooled"].to_numpy() >= units["pooled_needed"].to_numpy()) & carries & ~by_unit
-    units["flagged"] = by_unit | units["flagged_pooled"].to_numpy()
-    return units
+    llr = test.combine(by_profile)
+    pooled, posterior = np.zeros(len(units)), np.zeros(len(units))
+    for rows in units.groupby("account_id", sort=False).indices.values():
+        pooled[rows], posterior[rows] = test.pooled(llr[rows])
+    needed = np.array([test.threshold(k) for k in units["n_units"].tolist()])
+    alone = llr >= needed
+    by_pool = (pooled >= test.pooled_threshold()) & (posterior >= test.attribution) & ~alone
+    return units.assign(
+        llr=llr, profile=by_profile.argmax(axis=1) if len(units) else np.zeros(0, dtype=int), needed=needed,
+        pooled=pooled, posterior=posterior, pooled_needed=test.pooled_threshold(),
+        flagged_alone=alone, flagged_pooled=by_pool, flagged=alone | by_pool,
+    )  # fmt: skip
 
 
 def _ville_score(nats: float, needed: float, alpha: float) -> float:
@@ -226,10 +224,10 @@ def _sequential_score(test: SequentialTest, row: pd.Series) -> float:
     the unit's posterior share of it, whichever is higher."""
     own = _ville_score(float(row["llr"]), float(row["needed"]), test.alpha)
     pooled = _ville_score(float(row["pooled"]), float(row["pooled_needed"]), test.alpha) * float(row["posterior"])
-    return max(own, pooled) if test.shares else own
+    return max(own, pooled)
 
 
-def _sequential_evidence_item(test: SequentialTest, row: pd.Series) -> Evidence:
+def _sequential_evidence_item(test: SequentialTest, row: pd.Series, score: float) -> Evidence:
     counts = {name: int(row[f"n_{name}"]) for name in INDICATORS}
     n = int(row["n"])
     own = (
@@ -243,11 +241,11 @@ def _sequential_evidence_item(test: SequentialTest, row: pd.Series) -> Evidence:
             f"{own}; together with the account's other end users {row['pooled']:.1f} nats that some of them harvest, "
             f"{row['pooled_needed']:.1f} needed, and a {row['posterior']:.0%} chance that this one is among them "
             f"(false-alarm bound {test.alpha:g} per account)",
-            round(_sequential_score(test, row), 4),
+            round(score, 4),
         )
     return Evidence(
         "sequential", "Harvest-shaped requests, one after another", f"{own} (false-alarm bound {test.alpha:g} per account)",
-        round(_sequential_score(test, row), 4),
+        round(score, 4),
     )
 
 
@@ -282,8 +280,9 @@ def score_end_users(
     at_seq: dict[str, int] = {}
     if seq is not None and len(seq):
         at_seq = {str(sid): i for i, sid in enumerate(seq.index)}
-        llr, needed, seq_flags, seq_pooled = (seq[c].to_numpy() for c in ("llr", "needed", "flagged", "flagged_pooled"))
-        seq_own = seq_flags & ~seq_pooled
+        llr, needed, seq_flags, seq_alone, seq_pooled = (
+            seq[c].to_numpy() for c in ("llr", "needed", "flagged", "flagged_alone", "flagged_pooled")
+        )
         pooled, pooled_needed, posterior = (seq[c].to_numpy() for c in ("pooled", "pooled_needed", "posterior"))
         seq_n, seq_success, seq_tokens = (seq[c].to_numpy() for c in ("n", "n_success", "output_tokens"))
     chosen = list(at_model) + [sid for sid, j in at_seq.items() if seq_flags[j] and sid not in at_model]
@@ -293,9 +292,10 @@ def score_end_users(
         parent, end_user = sid.rsplit(SEPARATOR, 1)
         i, j = at_model.get(sid), at_seq.get(sid)
         model_score = float(scores[i]) if i is not None else None
-        seq_score = _sequential_score(test, seq.iloc[j]) if j is not None else 0.0
+        seq_row = seq.iloc[j] if j is not None else None
+        seq_score = _sequential_score(test, seq_row) if seq_row is not None else 0.0
         by_model = bool(model_flags[i]) if i is not None else False
-        by_unit = bool(seq_own[j]) if j is not None else False
+        by_unit = bool(seq_alone[j]) if j is not None else False
         by_pool = bool(seq_pooled[j]) if j is not None else False
         n_events = int(sub_n[i]) if i is not None else int(seq_n[j])
         finding = SubAccountFinding(
@@ -317,7 +317,7 @@ def score_end_users(
             finding.est_exchanges = int(sub_success[i] if i is not None else seq_success[j])
             finding.est_output_tokens = int(sub_tokens[i] if i is not None else seq_tokens[j])
             if by_unit or by_pool:
-                finding.evidence.append(_sequential_evidence_item(test, seq.iloc[j]))
+                finding.evidence.append(_sequential_evidence_item(test, seq_row, seq_score))
             if i is not None:
                 finding.evidence += model.explain(sub, sid)
         out.append(finding)
