@@ -111,14 +111,12 @@ class ProcessRecorder(Recorder):
         nice: int = 10,
         max_restart_backoff_s: float = 10.0,
     ):
-        self.hasher = hasher
         self.risk = risk
         self.wal = WriteAheadLog(wal_dir, segment_bytes)
         self.settings = WorkerSettings(
             str(wal_dir), str(store_path), hasher, self.wal.first_seq, keep_text=keep_text, flush_batch=flush_batch,
             flush_interval_s=flush_interval_s, online=online, redis_url=redis_url, redis_prefix=redis_prefix, nice=nice,
         )  # fmt: skip
-        self.fsync_interval_s = fsync_interval_s
         self._sync_each = fsync_interval_s <= 0
         self._tick = fsync_interval_s if fsync_interval_s > 0 else 0.05
         self._appended: deque[float] = deque()  # monotonic append time of each record not yet stored

@@ -50,7 +50,7 @@ from typing import Any
 
 import orjson
 
-from distillguard.gateway.sink import GATEWAY_LOG_SCHEMA, QUARANTINE_FILE, StoreSink, log_row
+from distillguard.gateway.sink import GATEWAY_LOG_SCHEMA, QUARANTINE_FILE, StoreSink, decode_record, log_row
 from distillguard.gateway.types import Enforcer, Recorder
 from distillguard.gateway.wal import WriteAheadLog, read_segment, segment_seq
 from distillguard.privacy import Hasher
@@ -141,12 +141,11 @@ class WALRecorder(Recorder):
             position = {"segment": segment_seq(path)}
             batch: list[tuple[RawEvent, dict[str, Any]]] = []
             for payload in read_segment(path):
-                try:
-                    item = orjson.loads(payload)
-                    batch.append((item["e"], item.get("x") or {}))
-                except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:  # CRC-valid but not ours
-                    self.sink.quarantine([{**position, "reason": f"not a recorded exchange: {exc!r}",
-                                           "payload": payload.decode("utf-8", "backslashreplace")}])  # fmt: skip
+                record, unusable = decode_record(payload, position)
+                if record is None:
+                    self.sink.quarantine([unusable])
+                else:
+                    batch.append(record)
                 if len(batch) >= self.flush_batch:
                     self.sink.write(batch, replay=True, positions=[position] * len(batch))
                     replayed += len(batch)

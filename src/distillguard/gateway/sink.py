@@ -83,6 +83,16 @@ Item = tuple[RawEvent, dict[str, Any]]
 QUARANTINE_FILE = "quarantine.jsonl"
 
 
+def decode_record(payload: bytes, position: dict[str, Any]) -> tuple[Item | None, dict[str, Any] | None]:
+    """A write-ahead record as ``(item, None)``, or ``(None, quarantine entry)`` when it is CRC-valid
+    but not a recorded exchange (it must never block the records after it)."""
+    try:
+        record = orjson.loads(payload)
+        return (record["e"], record.get("x") or {}), None
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        return None, {**position, "reason": f"not a recorded exchange: {exc!r}", "payload": payload.decode("utf-8", "backslashreplace")}
+
+
 class UnusableRecords(Exception):
     """Normalizing a batch, or building its rows, failed: the records are at fault, not the store."""
 

@@ -92,8 +92,9 @@ class WriteAheadLog:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
         self._lock = threading.Lock()
-        self._existing = sorted((p for p in self.directory.iterdir() if segment_seq(p) is not None), key=segment_seq)
-        self._seq = max((segment_seq(p) or 0 for p in self._existing), default=0)
+        listed = _list_segments(self.directory)
+        self._existing = [p for _, p in listed]
+        self._seq = max((seq for seq, _ in listed), default=0)
         # per open/closed segment: [records written, records committed, closed?]
         self._counts: dict[int, list] = {}
         self._fd = -1
@@ -161,15 +162,18 @@ class WriteAheadLog:
         try:
             os.ftruncate(self._fd, self._torn_at)  # type: ignore[arg-type]
         except OSError:
-            old_fd = self._switch_segment()
             self._torn_at = None
-            try:
-                os.fsync(old_fd)  # its records were acknowledged: to disk, as when a segment is rotated
-            finally:
-                os.close(old_fd)
-            _sync_dir(self.directory)
+            self._retire(self._switch_segment())
             return
         self._torn_at = None
+
+    def _retire(self, old_fd: int) -> None:
+        """A segment just switched away from: its records were acknowledged, so to disk with its directory entry."""
+        try:
+            _sync_dir(self.directory)
+            os.fsync(old_fd)
+        finally:
+            os.close(old_fd)
 
     def sync(self) -> None:
         """fsync the current segment if it has unsynced records (without holding appends up)."""
@@ -189,11 +193,7 @@ class WriteAheadLog:
             if self._size < self.segment_bytes or self._fd < 0:
                 return False
             old_fd = self._switch_segment()
-        try:
-            _sync_dir(self.directory)
-            os.fsync(old_fd)
-        finally:
-            os.close(old_fd)
+        self._retire(old_fd)
         self._delete_done()
         return True
 
@@ -262,7 +262,12 @@ class WriteAheadLog:
 
     def segment_paths(self) -> list[Path]:
         """Every segment file currently in the directory, oldest first."""
-        return sorted((p for p in self.directory.iterdir() if segment_seq(p) is not None), key=segment_seq)
+        return [p for _, p in _list_segments(self.directory)]
+
+
+def _list_segments(directory: Path) -> list[tuple[int, Path]]:
+    """``(seq, path)`` of every segment file in ``directory``, oldest first."""
+    return sorted((seq, p) for p in directory.iterdir() if (seq := segment_seq(p)) is not None)
 
 
 def _sync_dir(directory: Path) -> None:
@@ -312,20 +317,12 @@ class WALTailer:
         self.finished: set[int] = set()
         self.torn_tails = 0  # finished segments whose last bytes were not a complete record
         self._fds: dict[int, int] = {}
-        self._replay_until = {seq: path.stat().st_size for seq, path in self._segments()}
-
-    def _segments(self) -> list[tuple[int, Path]]:
-        found = []
-        for p in self.directory.iterdir():
-            seq = segment_seq(p)
-            if seq is not None:
-                found.append((seq, p))
-        return sorted(found)
+        self._replay_until = {seq: path.stat().st_size for seq, path in _list_segments(self.directory)}
 
     def read(self, max_records: int | None = None, *, final: bool = False) -> list[TailedRecord]:
         """Complete records not read before (at most ``max_records``); ``final``: the writer is closed."""
         out: list[TailedRecord] = []
-        segments = self._segments()
+        segments = _list_segments(self.directory)
         listed = {seq for seq, _ in segments}
         for seq in [s for s in self._fds if s not in listed]:  # deleted by the writer once stored: let the inode go
             os.close(self._fds.pop(seq))

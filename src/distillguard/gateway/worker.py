@@ -74,7 +74,7 @@ import orjson
 
 from distillguard.errors import ConfigError, InputError
 from distillguard.gateway.process_recorder import WorkerSettings
-from distillguard.gateway.sink import QUARANTINE_FILE, StoreSink
+from distillguard.gateway.sink import QUARANTINE_FILE, StoreSink, decode_record
 from distillguard.gateway.state.base import Record, RiskTable
 from distillguard.gateway.wal import TailedRecord, WALTailer, segment_name
 from distillguard.store.duckdb import DuckDBStore
@@ -208,13 +208,12 @@ class RecordingWorker:
             per_segment[item.segment] = per_segment.get(item.segment, 0) + 1
             replay = replay or item.replayed
             position = {"segment": item.segment, "offset": item.offset}
-            try:
-                record = orjson.loads(item.payload)
-                batch.append((record["e"], record.get("x") or {}))
+            record, unusable = decode_record(item.payload, position)
+            if record is None:
+                unreadable.append(unusable)
+            else:
+                batch.append(record)
                 positions.append(position)
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:  # CRC-valid but not ours
-                unreadable.append({**position, "reason": f"not a recorded exchange: {exc!r}",
-                                   "payload": item.payload.decode("utf-8", "backslashreplace")})  # fmt: skip
         quarantined = self.sink.quarantined_total
         # raises on a failure of the store's: nothing is reported, the same records are retried next step
         self.sink.write(batch, replay=replay, positions=positions)
