@@ -159,10 +159,7 @@ def _columns(raw: Sequence[RawEvent], names: tuple[str, ...], get: Callable[[Raw
 
 def _hash_each(fn: Callable[[Any], Any], values: Sequence) -> list:
     """``[fn(v) for v in values]``, calling ``fn`` once per distinct value (identifiers repeat within a batch)."""
-    try:
-        memo = {v: fn(v) for v in set(values)}
-    except TypeError:  # unhashable: a caller handing over something odd; hash each as it is
-        return [fn(v) for v in values]
+    memo = {v: fn(v) for v in set(values)}
     return list(map(memo.__getitem__, values))
 
 

@@ -67,7 +67,7 @@ FORMAT_VERSION = 1
 PER_QUESTION_CAP = 32
 MAX_QUESTIONS_PER_SHINGLE = 2
 DEFAULT_INDEX_PATH = Path(__file__).resolve().parent.parent / "data" / "benchmark_index.npz"
-_BLOOM_BITS = 24  # prefilter: one bit per 2**40 hash values, 2 MB
+BLOOM_BITS = 24  # prefilter: one bit per 2**40 hash values, 2 MB
 
 
 class BenchmarkIndex:
@@ -79,9 +79,9 @@ class BenchmarkIndex:
         self.bench = np.ascontiguousarray(bench[order], dtype=np.uint8)
         self.names = list(names)
         self.meta = dict(meta or {})
-        self._bloom = np.zeros(1 << (_BLOOM_BITS - 3), np.uint8)
-        top = (self.hashes >> np.uint64(64 - _BLOOM_BITS)).astype(np.int64)
-        np.bitwise_or.at(self._bloom, top >> 3, (1 << (top & 7)).astype(np.uint8))
+        self.bloom = np.zeros(1 << (BLOOM_BITS - 3), np.uint8)  # bit per value of the top BLOOM_BITS bits
+        top = (self.hashes >> np.uint64(64 - BLOOM_BITS)).astype(np.int64)
+        np.bitwise_or.at(self.bloom, top >> 3, (1 << (top & 7)).astype(np.uint8))
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -97,8 +97,8 @@ class BenchmarkIndex:
         out = np.full(len(shingles), -1, np.int64)
         if not len(self.hashes) or not len(shingles):
             return out
-        top = (shingles >> np.uint64(64 - _BLOOM_BITS)).astype(np.int64)
-        maybe = np.flatnonzero((self._bloom[top >> 3] >> (top & 7).astype(np.uint8)) & 1)
+        top = (shingles >> np.uint64(64 - BLOOM_BITS)).astype(np.int64)
+        maybe = np.flatnonzero((self.bloom[top >> 3] >> (top & 7).astype(np.uint8)) & 1)
         if not len(maybe):
             return out
         q = shingles[maybe]
@@ -214,13 +214,14 @@ def load_index(path: str | Path | None = None) -> BenchmarkIndex:
     if path is None:
         if not DEFAULT_INDEX_PATH.exists():
             warnings.warn(f"bundled benchmark index missing at {DEFAULT_INDEX_PATH}; benchmark_hits will be 0", stacklevel=2)
-            return _empty_index()
+            return empty_index()
         path = DEFAULT_INDEX_PATH
     return _load_cached(str(Path(path).resolve()))
 
 
 @functools.lru_cache(maxsize=1)
-def _empty_index() -> BenchmarkIndex:
+def empty_index() -> BenchmarkIndex:
+    """The index without shingles (no benchmark overlap is measured)."""
     return BenchmarkIndex(np.zeros(0, np.uint64), np.zeros(0, np.uint8), [])
 
 

@@ -486,23 +486,20 @@ def _scripts(script_chars: np.ndarray) -> list[str]:
 # --------------------------------------------------------------------------- benchmark overlap
 
 
-_BLOOM_BITS = 24  # the kernel's prefilter: one bit per 2**40 hash values, 2 MB
 _BUCKET_BITS = 16  # then where the hashes of each value of their top 16 bits start: 256 kB, ~8 hashes a bucket
 
 
 def _benchmark_arrays(index) -> tuple:
     """What the prompt kernel looks shingles up in (see ``kernels._benchmark_hits``); empty without an index."""
+    from distillguard.features.benchmark_index import empty_index  # (it imports this module)
+
     if index is None or not len(index.names):
-        hashes, ids = np.zeros(0, np.uint64), np.zeros(0, np.uint8)
-    else:
-        hashes, ids = np.ascontiguousarray(index.hashes, np.uint64), np.ascontiguousarray(index.bench, np.uint8)
-    bloom = np.zeros(1 << (_BLOOM_BITS - 3), np.uint8)
-    top = (hashes >> np.uint64(64 - _BLOOM_BITS)).astype(np.int64)
-    np.bitwise_or.at(bloom, top >> 3, (1 << (top & 7)).astype(np.uint8))
+        index = empty_index()
+    hashes = index.hashes
     bucket_first = np.arange(1 << _BUCKET_BITS, dtype=np.uint64) << np.uint64(64 - _BUCKET_BITS)
     starts = np.append(np.searchsorted(hashes, bucket_first), len(hashes)).astype(np.int64)
     seed = _shingle_seed(BENCHMARK_SHINGLE)
-    return hashes, ids, bloom, starts, BENCHMARK_SHINGLE, seed, np.uint64(BENCHMARK_SAMPLE_MASK)
+    return hashes, index.bench, index.bloom, starts, BENCHMARK_SHINGLE, seed, np.uint64(BENCHMARK_SAMPLE_MASK)
 
 
 # --------------------------------------------------------------------------- entry point
