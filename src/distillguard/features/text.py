@@ -204,16 +204,6 @@ def _get_tables() -> _Tables:
     return _tables
 
 
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """Murmur3 fmix64 finalizer over a uint64 array (wraps mod 2**64; ``kernels._mix64``)."""
-    x = x ^ (x >> np.uint64(33))
-    x *= np.uint64(0xFF51AFD7ED558CCD)
-    x ^= x >> np.uint64(33)
-    x *= np.uint64(0xC4CEB9FE1A85EC53)
-    x ^= x >> np.uint64(33)
-    return x
-
-
 def _encode(texts: Sequence[str]) -> list[bytes]:
     return [t.encode("utf-8", "surrogatepass") for t in texts]
 
@@ -384,8 +374,10 @@ class _CompiledLexicon:
         keys = np.zeros(1 << bits, np.uint64)
         lengths = np.zeros(1 << bits, np.uint8)
         masks = np.zeros(1 << bits, np.uint64)
-        start = _mix64(np.array([k ^ n for n, k, _ in longer], np.uint64)) >> np.uint64(64 - bits)
-        for (n, key, msk), k in zip(longer, start.tolist(), strict=True):
+        from distillguard.features import kernels  # where the kernel will look: its own slot function
+
+        start = [int(kernels._phrase_slot(np.uint64(key), n, bits)) for n, key, _ in longer]
+        for (n, key, msk), k in zip(longer, start, strict=True):
             while lengths[k]:
                 k = (k + 1) & ((1 << bits) - 1)
             keys[k], lengths[k], masks[k] = key, n, msk
