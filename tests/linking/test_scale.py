@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -84,3 +85,24 @@ def test_near_dup_overlap_is_the_share_of_requests_behind_the_shared_bands():
     assert near["raw_overlap"].iloc[0] == pytest.approx(0.25)
     assert near["strength"].iloc[0] == pytest.approx(0.25)  # two accounts: no damping
     assert near["n_keys"].iloc[0] == 8
+
+
+def test_keys_with_the_same_members_count_once_each_and_others_apart():
+    store = DuckDBStore(":memory:")
+    # a and b share one prompt's 8 bands; c shares band 0 of them only.  Bands 1..7 have the same members
+    # (one pair, counted 7 times); band 0 is a group of 3 and is damped as one
+    rows = []
+    for acct, base in (("a", 0), ("b", 100), ("c", 200)):
+        rows += [event_row(base + i, acct, 1.7e9 + i, ip_prefix_hash=base + i, minhash_bands=[base * 1000 + i * 8 + k for k in range(8)])
+                 for i in range(3)]  # fmt: skip
+        shared = list(range(8)) if acct != "c" else [0]
+        rows.append(event_row(base + 3, acct, 1.7e9 + 3, ip_prefix_hash=base + 3, minhash_bands=shared))
+    store.append("events", events_table(rows))
+    near = build_edges(store).query("type == 'near_dup'").set_index(["a", "b"])
+    share_ab = 1 / 32  # one of 4 requests x 8 bands
+    damp3 = 1 / (1 + 0.25 * np.log(3 / 2))
+    ab = near.loc[("a", "b")]
+    assert ab["n_keys"] == 8
+    assert ab["raw_overlap"] == pytest.approx(8 * share_ab)
+    assert ab["strength"] == pytest.approx(7 * share_ab + share_ab * damp3)
+    assert ("a", "c") not in near.index  # one damped band: 1/32 * 0.91 < min_content_strength
