@@ -232,7 +232,7 @@ def score_accounts(
             finding.signals = _signals(frame, i, pct[i], finding, max_signals)
             finding.sample_prompts = samples.get(str(account_id), [])[:3]
         findings.append(finding)
-    findings.sort(key=lambda f: -f.score)
+    findings.sort(key=lambda f: (-f.score, f.account_id))  # ties by id: the same file from the same store
     return findings, links
 
 

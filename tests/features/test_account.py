@@ -80,9 +80,9 @@ def test_until_restricts_the_window():
     assert compute_account_features(_store(rows), until=T0 + 60 * 5)["n_events"].tolist() == [5]
 
 
-def test_spark_dialect_differs_only_in_list_explode():
+def test_spark_dialect_differs_only_in_list_explode_and_row_numbers():
     duck, spark = account_features_sql(dialect="duckdb"), account_features_sql(dialect="spark")
-    assert duck.replace("unnest(", "explode(") == spark
+    assert duck.replace("unnest(", "explode(").replace("row_number() OVER ()", "monotonically_increasing_id()") == spark
 
 
 def test_a_pooled_unit_is_placed_against_the_whole_population():

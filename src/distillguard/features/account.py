@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from distillguard.store.base import EventStore
+from distillguard.store.sql import fixed_sum
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ FEATURE_NAMES = tuple(f.name for f in FEATURES)
 FEATURE_BY_NAME = {f.name: f for f in FEATURES}
 
 _EXPLODE = {"duckdb": "unnest", "spark": "explode"}
+#: A number unique to each row of one scan: near-duplicate counting groups 8 band rows per event by it
+#: instead of by the event_id string (a third less time, and less to spill past the memory limit)
+_ROW_NUMBER = {"duckdb": "row_number() OVER ()", "spark": "monotonically_increasing_id()"}
 
 
 def account_features_sql(events: str = "events", *, dialect: str = "duckdb", population: str | None = None) -> str:
@@ -101,7 +105,7 @@ def account_features_sql(events: str = "events", *, dialect: str = "duckdb", pop
     account) pass the whole events table, so that a subset of the traffic does not make a model
     look newly released or a prefix look unshared.
     """
-    explode = _EXPLODE[dialect]
+    explode, row_number = _EXPLODE[dialect], _ROW_NUMBER[dialect]
     pop = population or events
     # each part reads ``events`` itself rather than through one shared CTE: DuckDB materialised that
     # CTE (every column, spilled to disk past memory_limit at 10M events); direct scans read only the
@@ -153,12 +157,12 @@ hod AS (
   SELECT account_id, CAST(floor(ts / 3600) AS BIGINT) % 24 AS h, count(*) AS c FROM {events} e GROUP BY account_id, CAST(floor(ts / 3600) AS BIGINT) % 24
 ),
 hod_entropy AS (
-  SELECT account_id, -sum(p * ln(p)) / ln(24) AS hour_entropy
+  SELECT account_id, -{fixed_sum('p * ln(p)')} / ln(24) AS hour_entropy
   FROM (SELECT account_id, c * 1.0 / sum(c) OVER (PARTITION BY account_id) AS p FROM hod) q GROUP BY account_id
 ),
 cap AS (SELECT account_id, capability, count(*) AS c FROM {events} e GROUP BY account_id, capability),
 cap_entropy AS (
-  SELECT account_id, -sum(p * ln(p)) / ln(8) AS capability_entropy
+  SELECT account_id, -{fixed_sum('p * ln(p)')} / ln(8) AS capability_entropy
   FROM (SELECT account_id, c * 1.0 / sum(c) OVER (PARTITION BY account_id) AS p FROM cap) q GROUP BY account_id
 ),
 per_minute AS (
@@ -175,10 +179,12 @@ suffix AS (
   FROM (SELECT account_id, count(*) AS c FROM {events} e WHERE template_suffix_hash <> 0 GROUP BY account_id, template_suffix_hash) q
   GROUP BY account_id
 ),
-bands AS (SELECT account_id, event_id, {explode}(minhash_bands) AS band FROM {events} e),
+bands AS (
+  SELECT account_id, row_n, {explode}(minhash_bands) AS band FROM (SELECT account_id, {row_number} AS row_n, minhash_bands FROM {events} e) q
+),
 band_counts AS (SELECT account_id, band, count(*) AS c FROM bands GROUP BY account_id, band),
 near_dup AS (
-  SELECT b.account_id, count(DISTINCT b.event_id) AS near_dup_n
+  SELECT b.account_id, count(DISTINCT b.row_n) AS near_dup_n
   FROM bands b JOIN band_counts bc ON b.account_id = bc.account_id AND b.band = bc.band
   WHERE bc.c > 1 GROUP BY b.account_id
 ),

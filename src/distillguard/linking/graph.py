@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from distillguard.store.base import EventStore
+from distillguard.store.sql import fixed_sum
 
 #: Edge types about where traffic comes from; alone they never lift a cluster.
 INFRA_TYPES = ("ip", "ip_prefix", "payment", "client", "creation")
@@ -188,6 +189,8 @@ def build_edge_tables(store: EventStore, cfg: LinkConfig | None = None) -> None:
                     ELSE 1.0 / (1.0 + ln(x.n / 2.0)) END AS damp"""
     # the key pairs stream into the per-pair aggregate: materialized they would be the largest table of
     # all (84M rows on the 1M-event benchmark log, mostly near-duplicate bands)
+    # sums over a pair's keys are fixed-point (fixed_sum): float sums varied by an ulp with the order a
+    # parallel aggregate adds rows in, and Leiden could then split a cluster differently on a re-scan
     _exec(
         store,
         f"""CREATE OR REPLACE TEMP TABLE _dg_link_pairs AS
@@ -203,16 +206,17 @@ def build_edge_tables(store: EventStore, cfg: LinkConfig | None = None) -> None:
         WHERE x.r > {hubs} OR x.r < y.r)
         SELECT a, b,
           CASE WHEN kind IN ('tpl_prefix', 'tpl_suffix') THEN 'template' WHEN kind = 'band' THEN 'near_dup' ELSE kind END AS type,
-          CASE WHEN kind IN ('tpl_prefix', 'tpl_suffix') THEN least(sum(overlap * damp * mult) / 2.0, 1.0)
-               WHEN kind = 'band' THEN least(sum(overlap * damp * mult), 1.0)
-               ELSE least(sum(damp * mult), 1.0) END AS strength,
-          CASE WHEN kind IN ({content}) THEN least(sum(overlap * mult) / (CASE WHEN kind = 'band' THEN 1.0 ELSE 2.0 END), 1.0)
+          CASE WHEN kind IN ('tpl_prefix', 'tpl_suffix') THEN least({fixed_sum("overlap * damp * mult")} / 2.0, 1.0)
+               WHEN kind = 'band' THEN least({fixed_sum("overlap * damp * mult")}, 1.0)
+               ELSE least({fixed_sum("damp * mult")}, 1.0) END AS strength,
+          CASE WHEN kind IN ({content}) THEN least({fixed_sum("overlap * mult")} / (CASE WHEN kind = 'band' THEN 1.0 ELSE 2.0 END), 1.0)
                ELSE 1.0 END AS raw_overlap,
           sum(mult) AS n_keys, min(key) AS example_key, max(n) AS group_n
         FROM keypairs GROUP BY a, b, kind""",
     )
     _exec(store, "DROP TABLE IF EXISTS _dg_link_members")
-    # template prefix and suffix rows of one pair → one template row (mean of the two halves)
+    # template prefix and suffix rows of one pair → one template row (mean of the two halves); a sum of
+    # at most two doubles does not depend on their order
     _exec(
         store,
         f"""CREATE OR REPLACE TEMP TABLE _dg_link_edges AS
@@ -330,14 +334,14 @@ def _timing_edges(store: EventStore, cfg: LinkConfig) -> None:
 def pair_weights_sql(cfg: LinkConfig, edges: str = "_dg_link_edges") -> str:
     """SQL of one row per account pair (a, b, weight, binding), ordered by (a, b): the Leiden input.
 
-    weight = Σ weight[type]·strength (compensated sum, so the order of a pair's rows does not matter);
+    weight = Σ weight[type]·strength (a fixed-point sum, so the order of a pair's rows does not matter);
     binding = some behaviour edge reaches ``cfg.binding_min``.  Pairs lighter than
     ``cfg.min_pair_weight`` are dropped unless a behaviour edge binds them.
     """
     weight = " ".join(f"WHEN '{t}' THEN {float(w)!r}" for t, w in cfg.weights.items())
     binding = " ".join(f"WHEN '{t}' THEN raw_overlap >= {float(m)!r}" for t, m in cfg.binding_min.items())
     return f"""SELECT a, b, weight, binding FROM (
-          SELECT a, b, fsum(strength * CASE type {weight} ELSE 0.0 END) AS weight,
+          SELECT a, b, {fixed_sum(f"strength * CASE type {weight} ELSE 0.0 END")} AS weight,
                  coalesce(bool_or(CASE type {binding} ELSE false END), false) AS binding
           FROM {edges} GROUP BY a, b) p
         WHERE weight > 0 AND (weight >= {float(cfg.min_pair_weight)!r} OR binding)
