@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from distillguard.detectors.ensemble import Ensemble
@@ -73,26 +73,26 @@ class LinkResult:
                 g.es["n_keys"] = e["n_keys"].astype(int).tolist()
             g.write_graphml(str(path))
             return path
-        with path.open("w") as fh:
-            fh.write('{"nodes": [')
+        with path.open("wb") as fh:
+            fh.write(b'{"nodes": [')
             _write_items(fh, ({"id": n, "cluster_id": self.cluster_of.get(n), "score": float(scores.get(n, 0.0))} for n in nodes))
-            fh.write('],\n "edges": [')
+            fh.write(b'],\n "edges": [')
             if len(e):
                 _write_items(fh, (
                     {"source": a, "target": b, "type": t, "strength": round(float(s), 4), "n_keys": int(k),
                      "example_key": None if pd.isna(x) else f"{int(x) & 0xFFFFFFFFFFFFFFFF:016x}"}
                     for a, b, t, s, k, x in zip(e["a"], e["b"], e["type"], e["strength"], e["n_keys"], e["example_key"], strict=True)
                 ))  # fmt: skip
-            fh.write('],\n "clusters": [')
+            fh.write(b'],\n "clusters": [')
             _write_items(fh, (c.to_dict() for c in self.clusters))
-            fh.write("]}\n")
+            fh.write(b"]}\n")
         return path
 
 
 def _write_items(fh: Any, items: Iterable[dict[str, Any]]) -> None:
     """JSON array items, one per line, separated by commas (the brackets are the caller's)."""
-    for i, item in enumerate(items):
-        fh.write(("\n  " if i == 0 else ",\n  ") + json.dumps(item, default=str))
+    for i, item in enumerate(items):  # orjson: a 700k-edge graph in ~1 s instead of ~4
+        fh.write((b"\n  " if i == 0 else b",\n  ") + orjson.dumps(item, default=str, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 def link_accounts(
