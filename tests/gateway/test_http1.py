@@ -208,3 +208,52 @@ def test_a_connection_released_after_close_is_closed(upstream):
         return client._open, client._idle
 
     assert asyncio.run(go()) == (0, [])
+
+
+def test_a_get_retried_while_its_freed_place_is_taken_still_gets_an_answer(upstream):
+    """A GET on a kept-alive connection that closes as the request goes out is sent again on a new
+    connection.  When another request takes the freed place first, the retry waits; the connection
+    handed to it once that request is done is a kept-alive one, so the retry closes it and opens its
+    own in its place (rather than parking it idle and waiting for a place nothing will free)."""
+
+    async def go():
+        client = HTTP1Client(upstream.url + "/v1", connections=1)
+        post = client.head("POST", "/chat/completions", HEADERS)
+        await (await client.request(post, body(1))).read()
+        stale = client._idle[-1]
+        get = asyncio.create_task(client.request(client.head("GET", "/models"), idempotent=True))
+        while stale.response is None:  # until the GET went out on the kept-alive connection
+            await asyncio.sleep(0)
+        stale.transport.abort()  # its connection_lost runs on the next loop turn...
+        other = asyncio.create_task(client.request(post, body(2)))  # ...just before this request takes the freed place
+        resp = await asyncio.wait_for(get, 5)
+        got = resp.status, orjson.loads(await resp.read())["object"]
+        await (await other).read()
+        opened = client._open
+        await client.close()
+        return got, opened, client._open
+
+    assert asyncio.run(go()) == ((200, "list"), 1, 0)
+
+
+def test_a_fresh_connection_with_every_place_idle_replaces_the_least_recently_used(upstream):
+    """A retry needs a new connection: with every place held by an idle one, it closes the one idle
+    longest and opens its own in that place, instead of waiting for a place to free."""
+
+    async def go():
+        client = HTTP1Client(upstream.url + "/v1", connections=2)
+        post = client.head("POST", "/chat/completions", HEADERS)
+        answers = await asyncio.gather(*(client.request(post, body(i)) for i in range(2)))
+        for resp in answers:
+            await resp.read()
+        older, newer = client._idle
+        fresh = await asyncio.wait_for(client._acquire(fresh=True), 5)
+        resp, headers = fresh.start(client.head("GET", "/models") + b"\r\n")
+        await headers
+        status = resp.status
+        await resp.read()
+        state = older.closed, newer.closed, fresh in (older, newer), client._open
+        await client.close()
+        return status, state, client._open
+
+    assert asyncio.run(go()) == (200, (True, False, False, 2), 0)

@@ -14,7 +14,9 @@ uses.
   its ``connection_lost`` arrives.  Like aiohttp, only an idempotent request
   (``GET``) that fails on a reused connection before any byte of the answer came
   back is sent once more, on a new connection (the server closed the idle one as
-  it went out); a POST is never sent twice.
+  it went out); a POST is never sent twice.  When every place is taken, that new
+  connection replaces an idle one (least recently used, or the one handed to the
+  retry) rather than wait for a place that idle connections may never free.
 * **Timeouts**: ``connect_timeout_s`` to open a connection, ``read_timeout_s``
   of silence while waiting for the answer (between stream chunks too).
 * **Framing**: a body delimited by Content-Length or chunked encoding, or, with
@@ -343,18 +345,19 @@ class HTTP1Client:
 
     # -- the pool -----------------------------------------------------------------------------------
     async def _acquire(self, *, fresh: bool = False) -> _Connection:
-        idle = self._idle
-        if idle and not fresh:
-            now = self.loop.time()
-            while idle:
-                conn = idle.pop()
-                if conn.closed:
-                    continue
-                if now - conn.idle_since > self.keepalive_s:
-                    conn.abort()  # the server may be closing it right now: not worth the race
-                    continue
-                return conn
-        while self._open >= self.max_connections:
+        """A connection for one request: an idle one, else a new one; ``fresh``: always a new one."""
+        while True:
+            if not fresh:
+                conn = self._pop_idle()
+                if conn is not None:
+                    return conn
+            if self._open < self.max_connections:
+                self._open += 1
+                break
+            # every place is taken: a fresh request must not wait on places held by idle connections, which
+            # nothing frees (an idle connection closes only when the server closes it or a request pops it)
+            if fresh and self._take_idle_place():
+                break
             waiter = self.loop.create_future()
             self._waiting.append(waiter)
             try:
@@ -366,11 +369,13 @@ class HTTP1Client:
                     else:
                         self._wake_one()
                 raise
-            if conn is not None and not conn.closed and not fresh:
-                return conn
-            if conn is not None:
-                self._release(conn)
-        self._open += 1
+            if conn is not None and not conn.closed:
+                if not fresh:
+                    return conn
+                self._take_place_of(conn)  # a kept-alive connection: a fresh request closes it and opens its own
+                break
+            # woken with a place that another request may have taken since, or handed a connection that
+            # closed since (its place went to the next waiter): look again
         # the place just taken belongs to this connection from here on: given back once (abort → _forget),
         # whether opening fails before the connection exists or after its connection_lost already ran
         conn = _Connection(self)
@@ -392,6 +397,36 @@ class HTTP1Client:
         if conn.closed:  # lost between opening and this task running again
             raise HTTPError("dropped", f"{self.host}:{self.port} closed the connection as it opened")
         return conn
+
+    def _pop_idle(self) -> _Connection | None:
+        """The most recently idle connection still open and not idle too long (the others are closed)."""
+        idle = self._idle
+        if idle:
+            now = self.loop.time()
+            while idle:
+                conn = idle.pop()
+                if conn.closed:
+                    continue
+                if now - conn.idle_since > self.keepalive_s:
+                    conn.abort()  # the server may be closing it right now: not worth the race
+                    continue
+                return conn
+        return None
+
+    def _take_idle_place(self) -> bool:
+        """Close the least recently used idle connection and keep its place for the caller."""
+        idle = self._idle
+        while idle:
+            conn = idle.pop(0)
+            if not conn.closed:  # a closed one gave its place back already
+                self._take_place_of(conn)
+                return True
+        return False
+
+    def _take_place_of(self, conn: _Connection) -> None:
+        """Close ``conn``; its place passes to the caller, not back to the pool (so no waiter takes it meanwhile)."""
+        conn.counted = False
+        conn.abort()
 
     def _release(self, conn: _Connection) -> None:
         """A connection is free again: to a waiting request, else to the idle list (closed once the client is)."""
