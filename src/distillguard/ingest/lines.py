@@ -221,13 +221,16 @@ def iter_line_blocks(path: Path, block_bytes: int = 8 << 20) -> Iterator[tuple[i
             data = f.read(block_bytes)
             if not data:
                 break
-            if carry:
-                data = carry + data
             cut = data.rfind(b"\n") + 1
             if cut == 0:  # one line longer than a block: keep reading
-                carry = data
+                carry += data
                 continue
-            block, carry = data[:cut], data[cut:]
+            # one copy of the block at most (none when it ends on a newline with nothing carried over)
+            if cut == len(data):
+                block = b"".join((carry, data)) if carry else data
+            else:
+                block = b"".join((carry, memoryview(data)[:cut]))
+            carry = data[cut:]
             if not seen_content:
                 seen_content = not block.isspace()
             yield next_line, block
