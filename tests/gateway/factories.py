@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import subprocess
@@ -181,3 +182,37 @@ def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = N
         except httpx.HTTPError:
             time.sleep(0.05)
     raise RuntimeError(f"{url} did not come up")
+
+
+@contextlib.contextmanager
+def store_locked_by_another_process(path: Path) -> Iterator[int]:
+    """A DuckDB store held open (its file lock taken) by a child process until the block ends; yields its pid.
+
+    Another process is needed: connections of one process share the database and its lock."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('locked', flush=True); sys.stdin.read()",
+         str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait(10)
+
+
+class FullDisk:
+    """While ``full``, every write to ``wal``'s segments fails with ENOSPC (nothing of it written)."""
+
+    def __init__(self, monkeypatch, wal) -> None:
+        import distillguard.gateway.wal as wal_module
+
+        self.full = True
+        real_write = os.write
+
+        def write(fd, data):
+            if self.full and fd == wal._fd:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_write(fd, data)
+
+        monkeypatch.setattr(wal_module.os, "write", write)

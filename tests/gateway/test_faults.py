@@ -8,8 +8,10 @@ import httpx
 import orjson
 import pytest
 
+from distillguard.gateway.process_recorder import ProcessRecorder
 from distillguard.privacy import Hasher
-from tests.gateway.factories import SECRET, auth, chat, client, fake_upstream, free_port, gateway
+from tests.gateway.factories import SECRET, FullDisk, auth, chat, client, fake_upstream, free_port, gateway
+from tests.gateway.test_process_recorder import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +137,38 @@ def test_unknown_path_and_wrong_method(proxy):
     with client(server) as c:
         assert c.post("/v1/nope", json={}, headers=auth()).status_code == 404
         assert c.get("/v1/chat/completions", headers=auth()).status_code == 405
+
+
+def test_a_wal_write_failure_still_answers_and_is_counted_and_shown(upstream, tmp_path, monkeypatch, caplog):
+    """A full disk under the WAL: the exchanges are served (not 500s, no broken streams), counted as not
+    recorded, and /healthz, /admin/recorder and /metrics say so."""
+    monkeypatch.setenv("TEST_ADMIN_TOKEN", "t")
+    admin = {"Authorization": "Bearer t"}
+    rec = ProcessRecorder(tmp_path / "wal", tmp_path / "gw.duckdb", Hasher(SECRET), flush_interval_s=0.05, nice=0)
+    rec.start()
+    try:
+        with gateway(upstream.url + "/v1", recorder=rec, admin_token_env="TEST_ADMIN_TOKEN") as (server, _, _), client(server) as c:
+            disk = FullDisk(monkeypatch, rec.wal)
+            with caplog.at_level("ERROR", logger="distillguard"):
+                plain = c.post("/v1/chat/completions", json=chat(), headers=auth())
+                streamed = c.post("/v1/chat/completions", json=chat(stream=True), headers=auth())
+                refused = c.post("/v1/chat/completions", json=chat(), headers=auth("sk-unknown"))
+            health = c.get("/healthz").json()
+            status = c.get("/admin/recorder", headers=admin).json()
+            metrics = c.get("/metrics").text
+            disk.full = False
+            after = c.post("/v1/chat/completions", json=chat(), headers=auth())
+            healed = c.get("/healthz").json()
+            wait_for(lambda: rec.pending == 0, 30)
+    finally:
+        rec.close()
+    assert plain.status_code == 200 and plain.json()["choices"]
+    assert streamed.status_code == 200 and streamed.text.rstrip().endswith("data: [DONE]")
+    assert refused.status_code == 401
+    assert health["status"] == "degraded" and "No space left on device" in health["recorder"]["wal_write_error"]
+    assert health["recorder"]["lost_records"] == 3
+    assert status["lost_records"] == 3 and "No space left on device" in status["wal_write_error"]
+    assert "distillguard_recorder_lost_records_total 3.0" in metrics
+    assert len([r for r in caplog.records if r.levelname == "ERROR" and "not recorded" in r.getMessage()]) == 1  # once a burst
+    assert after.status_code == 200 and healed["status"] == "ok"
+    assert status["state"] == "running" and rec.status()["lost_records"] == 3 and rec.stored_total == 1

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import threading
 import time
+from pathlib import Path
 
 import duckdb
 import orjson
 
+import distillguard.gateway.process_recorder as process_recorder_module
+import distillguard.gateway.worker as worker_module
 from distillguard.gateway.enforcement import PolicyEnforcer, enforcer_options
 from distillguard.gateway.metrics import GatewayMetrics
 from distillguard.gateway.policy import Policy
@@ -19,6 +23,7 @@ from distillguard.gateway.state import ONLINE, MemoryState
 from distillguard.gateway.types import Action, RequestInfo
 from distillguard.privacy import Hasher
 from distillguard.store.duckdb import DuckDBStore
+from tests.gateway.factories import FullDisk, store_locked_by_another_process
 from tests.gateway.test_recorder import raw_event
 
 
@@ -151,6 +156,9 @@ def test_a_store_the_worker_cannot_use_stops_recording_without_restarts_and_says
     status = rec.status()
     assert str(tmp_path / "gw.duckdb") in status["error"] and "schema v999" in status["error"]
     assert status["worker_restarts"] == 0 and status["pending_records"] == 1
+    [segment] = (tmp_path / "wal").glob("wal-*")
+    wait_for(lambda: rec.status()["wal_bytes"] == segment.stat().st_size > 0, 10)  # what the WAL holds on disk, shown
+    assert rec.status()["lag_s"] > 0
     t0 = time.monotonic()
     rec.close()
     assert time.monotonic() - t0 < 5
@@ -183,3 +191,92 @@ def test_close_during_a_worker_restart_is_prompt(tmp_path):
     rec.close(timeout_s=10)
     assert time.monotonic() - t0 < 3  # not the close timeout: no worker is started that nobody stops
     assert rec.worker_pid is None and rec.status()["state"] == "closed"
+
+
+def test_a_failed_wal_append_is_counted_and_reported_not_raised(tmp_path, monkeypatch, caplog):
+    rec = recorder(tmp_path)  # not started: the request path alone
+    disk = FullDisk(monkeypatch, rec.wal)
+    with caplog.at_level("WARNING", logger="distillguard"):
+        for i in range(5):
+            rec.record(raw_event(i))  # served already: recording must not raise into the handler
+        status = rec.status()
+        assert status["lost_records"] == 5 and "No space left on device" in status["wal_write_error"]
+        assert rec.pending == 0 and rec.lag_s == 0.0
+        disk.full = False
+        rec.record(raw_event(5))
+    assert rec.status()["wal_write_error"] is None and rec.status()["lost_records"] == 5 and rec.pending == 1
+    failures = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(failures) == 1 and "not recorded" in failures[0].getMessage()  # once per burst, not per request
+    assert any("works again" in r.getMessage() for r in caplog.records)
+
+
+def test_append_times_stay_bounded_while_nothing_is_stored():
+    """A recorder whose worker cannot run keeps appending: the lag's bookkeeping must not grow with it."""
+    times = process_recorder_module.AppendTimes(max_buckets=64)
+    for i in range(100_000):
+        times.appended(1000.0 + i * 0.5)  # 14 hours of 2 records/s, none stored
+    assert len(times) <= 64 and times.oldest() == 1000.0
+    times.stored(99_999)
+    assert 1000.0 + 99_999 * 0.5 - 1e-9 >= times.oldest() >= 1000.0 + 99_999 * 0.5 - 2 * times.bucket_s
+    times.stored(1)
+    assert times.oldest() is None and len(times) == 0
+    for t in (5.0, 5.001, 5.02):
+        times.appended(t)
+    assert len(times) == 2 and times.oldest() == 5.0  # caught up: fine-grained again
+
+
+class FatalStoreRecorder(ProcessRecorder):
+    """Its first worker's store connection is invalidated by a fatal DuckDB error (``fatal_store_worker.py``)."""
+
+    def __init__(self, tmp_path, **kw):
+        super().__init__(tmp_path / "wal", tmp_path / "gw.duckdb", Hasher(b"k"), flush_interval_s=0.05, nice=0, **kw)
+        self.worker_args = (str(Path(__file__).with_name("fatal_store_worker.py")), str(tmp_path / "fatal-once"))
+
+
+def test_a_worker_whose_store_connection_is_invalidated_exits_and_a_fresh_one_stores_everything(tmp_path, caplog):
+    rec = FatalStoreRecorder(tmp_path)
+    rec.start()
+    for i in range(20):
+        rec.record(raw_event(i))
+    with caplog.at_level("ERROR", logger="distillguard"):
+        wait_for(lambda: rec.pending == 0, 30)  # not retried through the dead connection forever
+    status = rec.status()
+    assert status["worker_restarts"] == 1 and status["store_errors"] >= 1 and "invalidated" in status["last_store_error"]
+    assert any(f"status {process_recorder_module.EXIT_STORE_INVALIDATED}" in r.getMessage() for r in caplog.records)
+    rec.close()
+    ids, logged = stored(tmp_path / "gw.duckdb")
+    assert sorted(ids) == sorted(f"e{i}" for i in range(20)) and logged == 20
+
+
+def test_close_while_the_worker_waits_for_the_store_lock_is_prompt(tmp_path):
+    with store_locked_by_another_process(tmp_path / "gw.duckdb"):
+        rec = recorder(tmp_path)
+        rec.start()
+        rec.record(raw_event(1))
+        time.sleep(1.0)  # the worker is up and waiting for the lock
+        assert rec.status()["state"] == "running" and rec.worker_pid is not None
+        t0 = time.monotonic()
+        rec.close(timeout_s=10)
+        assert time.monotonic() - t0 < 3  # not the lock wait (60 s) nor the close timeout
+        assert rec.worker_pid is None
+    assert len(list((tmp_path / "wal").glob("wal-*"))) == 1  # the record waits in the WAL for the next start
+
+
+def test_close_waits_for_a_predecessor_worker_holding_the_lock_then_stores_everything(tmp_path):
+    """The previous run's worker (its serving process was killed) still stores the WAL's leftovers: a
+    shutdown waits for it to let go of the store, so that everything is stored."""
+    (tmp_path / "wal").mkdir()
+    with store_locked_by_another_process(tmp_path / "gw.duckdb") as holder_pid:
+        (tmp_path / "wal" / worker_module.WORKER_PID_FILE).write_text(str(holder_pid))  # as that worker writes it
+        rec = recorder(tmp_path)
+        rec.start()
+        rec.record(raw_event(1))
+        time.sleep(1.0)  # the worker is up and waiting for the lock
+        closing = threading.Thread(target=rec.close, kwargs={"timeout_s": 30})
+        closing.start()
+        closing.join(1.5)
+        assert closing.is_alive()  # still waiting: the holder is a worker, it will finish
+    closing.join(30)  # the holder is gone: the lock is free
+    assert not closing.is_alive()
+    ids, logged = stored(tmp_path / "gw.duckdb")
+    assert ids == ["e1"] and logged == 1 and list((tmp_path / "wal").glob("wal-*")) == []

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import time
 
+import duckdb
+import orjson
 import pytest
 
+import distillguard.gateway.sink as sink_module
 from distillguard.gateway.recorder import WALRecorder
 from distillguard.privacy import Hasher
 from distillguard.store.duckdb import DuckDBStore
-from tests.gateway.factories import ScriptedEnforcer
+from tests.gateway.factories import FullDisk, ScriptedEnforcer
 
 
 def raw_event(i: int, account: str = "acct-1") -> dict:
@@ -111,3 +114,42 @@ def test_fsync_every_record_mode(tmp_path, store):
     rec.record(raw_event(1))
     rec.close()
     assert ids(store) == ["e1"]
+
+
+def test_a_record_quarantined_before_a_store_failure_is_quarantined_and_counted_once(tmp_path, store, monkeypatch):
+    rec = WALRecorder(tmp_path / "wal", store, Hasher(b"k"))  # not started: flushed by hand
+    for i in range(4):
+        rec.record(raw_event(i), {"http_status": "bad"} if i == 2 else {})
+    real_insert = sink_module.insert_new
+    failures = iter([duckdb.IOException("IO Error: No space left on device")])
+
+    def full_disk_once_on_e3(con, table, rows, key):  # after the split has set e2 aside
+        if "e3" in rows.column("event_id").to_pylist():
+            for exc in failures:
+                raise exc
+        return real_insert(con, table, rows, key)
+
+    monkeypatch.setattr(sink_module, "insert_new", full_disk_once_on_e3)
+    with pytest.raises(duckdb.IOException):
+        rec._flush_all()
+    rec._flush_all()
+    assert ids(store) == ["e0", "e1", "e3"] and rec.pending == 0
+    lines = [orjson.loads(line) for line in (tmp_path / "wal" / "quarantine.jsonl").read_bytes().splitlines()]
+    assert [(line["e"]["event_id"], line["segment"]) for line in lines] == [("e2", 1)] and "offset" in lines[0]
+    status = rec.status()
+    assert status["quarantined_records"] == 1 and status["committed_records"] == 4
+    rec.close()
+
+
+def test_a_failed_wal_append_is_counted_not_raised(tmp_path, store, monkeypatch):
+    rec = WALRecorder(tmp_path / "wal", store, Hasher(b"k"))
+    disk = FullDisk(monkeypatch, rec.wal)
+    rec.record(raw_event(1))  # the exchange was served: recording it must not raise into the handler
+    rec.record(raw_event(2))
+    status = rec.status()
+    assert status["lost_records"] == 2 and "No space left" in status["wal_write_error"] and rec.pending == 0
+    disk.full = False
+    rec.record(raw_event(3))
+    assert rec.status()["wal_write_error"] is None and rec.status()["lost_records"] == 2
+    rec.close()
+    assert ids(store) == ["e3"]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from multiprocessing.connection import Pipe
 
 import duckdb
 import orjson
 import pytest
 
 import distillguard.gateway.sink as sink_module
+import distillguard.gateway.worker as worker_module
 from distillguard.errors import InputError
 from distillguard.gateway.process_recorder import WorkerSettings
 from distillguard.gateway.sink import StoreSink
@@ -16,6 +20,7 @@ from distillguard.gateway.wal import WriteAheadLog
 from distillguard.gateway.worker import RecordingWorker, open_store
 from distillguard.privacy import Hasher
 from distillguard.store.duckdb import DuckDBStore
+from tests.gateway.factories import store_locked_by_another_process
 from tests.gateway.test_recorder import raw_event
 
 
@@ -127,6 +132,105 @@ def test_a_split_batch_retried_after_a_store_failure_is_observed_once(tmp_path, 
     assert sorted(observed) == ["e0", "e1", "e3"]
     assert sorted(sink.store.query("SELECT event_id FROM events").column(0).to_pylist()) == ["e0", "e1", "e3"]
     sink.store.close()
+
+
+def test_a_record_quarantined_before_a_store_failure_is_not_quarantined_again_by_the_retry(tmp_path, monkeypatch):
+    """A split batch isolates e2 (quarantined), then the store fails on e3: the retry sets e2 aside only once."""
+    wal = WriteAheadLog(tmp_path / "wal")
+    for i in range(4):
+        append(wal, raw_event(i), {"http_status": "bad"} if i == 2 else {})
+    sent: list = []
+    w = worker(tmp_path, wal, sent)
+    real_insert = sink_module.insert_new
+    failures = iter([duckdb.IOException("IO Error: No space left on device")])
+
+    def full_disk_once_on_e3(con, table, rows, key):
+        if "e3" in rows.column("event_id").to_pylist():
+            for exc in failures:
+                raise exc
+        return real_insert(con, table, rows, key)
+
+    monkeypatch.setattr(sink_module, "insert_new", full_disk_once_on_e3)
+    with pytest.raises(duckdb.IOException):
+        w.step(flush=True)
+    assert sent == []  # nothing reported done: the whole batch is retried
+    assert w.step(flush=True) == 4
+    assert stored_ids(w) == ["e0", "e1", "e3"]
+    lines = (tmp_path / "wal" / "quarantine.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(line)["e"]["event_id"] for line in lines] == ["e2"]
+    assert w.stats()["quarantined_total"] == 1
+    assert sent[-1] == ["commit", {1: 4}, 1]  # reported once, with the commit that finishes its batch
+    w.close()
+
+
+def run_in_thread(w: RecordingWorker, conn) -> tuple[threading.Thread, list]:
+    """``w.run(conn)`` in a thread; the list gets what it raised (or None)."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            w.run(conn, tick_s=0.01)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_fatal_store_error_ends_the_worker_instead_of_retrying_forever(tmp_path, monkeypatch):
+    """DuckDB invalidates a connection after a fatal error: retrying through it can never succeed."""
+    wal = WriteAheadLog(tmp_path / "wal")
+    append(wal, raw_event(1))
+    sent: list = []
+    w = worker(tmp_path, wal, sent)
+
+    def invalidated(*args, **kw):
+        raise duckdb.FatalException("FATAL Error: Failed: database has been invalidated because of a previous fatal error")
+
+    monkeypatch.setattr(sink_module, "insert_new", invalidated)
+    ours, theirs = Pipe()
+    thread, outcome = run_in_thread(w, theirs)
+    thread.join(5)
+    if thread.is_alive():  # still retrying: stop it (a stop ends its loop) before failing
+        ours.send_bytes(b"stop")
+        thread.join(10)
+    assert outcome and isinstance(outcome[0], worker_module.StoreInvalidated)
+    [told] = [m for m in sent if m[0] in ("store_error", "commit")]  # told why, once; nothing reported stored
+    assert told[0] == "store_error" and "invalidated" in told[1]
+    w.close()
+
+
+def test_waiting_for_the_store_lock_gives_up_when_a_stop_is_requested(tmp_path):
+    path = tmp_path / "gw.duckdb"
+    with store_locked_by_another_process(path):
+        t0 = time.monotonic()
+        with pytest.raises(worker_module.ShutdownRequested):
+            open_store(str(path), timeout_s=30, stop_requested=lambda wait_s: True)
+        assert time.monotonic() - t0 < 5
+        asked: list[float] = []
+        with pytest.raises(InputError, match="Could not set lock"):  # no stop: waits its time out, then says why
+            open_store(str(path), timeout_s=0.5, stop_requested=lambda wait_s: asked.append(wait_s) or False)
+        assert asked and all(0 < s <= 0.25 for s in asked)
+        t0 = time.monotonic()
+        with pytest.raises(worker_module.ShutdownRequested):  # a predecessor worker holds it: waited for while it runs
+            open_store(str(path), timeout_s=30, stop_requested=lambda wait_s: True,
+                       predecessor_running=lambda: time.monotonic() - t0 < 1.0)  # fmt: skip
+        assert 1.0 <= time.monotonic() - t0 < 5
+
+
+def test_a_running_predecessor_is_known_by_its_pid_file(tmp_path):
+    wal = WriteAheadLog(tmp_path / "wal")
+    assert worker_module.running_predecessor(tmp_path / "wal") is None
+    w = worker(tmp_path, wal, [])
+    assert (tmp_path / "wal" / worker_module.WORKER_PID_FILE).read_text() == str(os.getpid())
+    assert worker_module.running_predecessor(tmp_path / "wal") is None  # this process itself is not a predecessor
+    with store_locked_by_another_process(tmp_path / "other.duckdb") as holder_pid:
+        (tmp_path / "wal" / worker_module.WORKER_PID_FILE).write_text(str(holder_pid))
+        assert worker_module.running_predecessor(tmp_path / "wal") == holder_pid
+    assert worker_module.running_predecessor(tmp_path / "wal") is None  # exited (killed): its file is stale
+    w.close()
 
 
 def test_an_unusable_store_fails_at_once_naming_the_file_and_the_problem(tmp_path):

@@ -8,8 +8,9 @@ Routes (JSON in, JSON out):
 * ``DELETE /admin/overrides/{account_id}``: 204, or 404 when there was none
 * ``GET /admin/decisions?limit=100&account_id=...``: recent non-trivial decisions, newest first
 * ``GET /admin/recorder``: recording's state (``running``, ``restarting``, ``failed`` and why, ``closed``)
-  and counters: records pending and lag, committed, batches, quarantined, store errors, worker restarts,
-  the worker's own last report
+  and counters: records pending and lag, WAL bytes on disk, committed, batches, quarantined, store errors,
+  worker restarts, exchanges lost to failed WAL writes (and the error while they fail), the worker's own
+  last report
 
 Without a configured token every route answers 403: the API is off, not open.
 

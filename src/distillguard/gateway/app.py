@@ -325,13 +325,19 @@ class GatewayApp:
             await self._lifespan(receive, send)
 
     def _health(self) -> bytes:
-        """200 either way: the proxy serves while recording is down (exchanges wait in the WAL)."""
+        """200 either way: the proxy serves while recording is down (exchanges wait in the WAL, or, when
+        the WAL cannot be written, are counted as lost)."""
         recording = self.recorder.status()
         state = recording.get("state")
-        if state == "failed":
-            return orjson.dumps({"status": "degraded", "recorder": {"state": state, "error": recording.get("error")}})
         if state is None:
             return b'{"status":"ok"}'
+        degraded = {}
+        if state == "failed":
+            degraded["error"] = recording.get("error")
+        if recording.get("wal_write_error"):
+            degraded.update(wal_write_error=recording["wal_write_error"], lost_records=recording.get("lost_records"))
+        if degraded:
+            return orjson.dumps({"status": "degraded", "recorder": {"state": state, **degraded}})
         return orjson.dumps({"status": "ok", "recorder": {"state": state}})
 
     async def _lifespan(self, receive, send) -> None:
@@ -489,7 +495,10 @@ class GatewayApp:
 
     def _record(self, ex: _Exchange) -> None:
         ex.recorded = True
-        self.recorder.record(ex.event, ex.extra)
+        try:
+            self.recorder.record(ex.event, ex.extra)
+        except Exception:  # the recorders count their own write failures; whatever else breaks, the client was served
+            log.exception("recording exchange %s failed", ex.event["event_id"])
 
     async def _refuse(self, send, ex: _Exchange, status: int, payload: bytes, error: str, extra_headers=()) -> None:
         ev = ex.event

@@ -11,12 +11,15 @@ Series:
 and, read from the recorder's :meth:`~distillguard.gateway.types.Recorder.status` at scrape time:
 
 * ``distillguard_wal_pending_records``: records in the write-ahead file not yet in the store
+* ``distillguard_wal_bytes``: bytes of write-ahead segment files on disk (grows while the store is unusable)
 * ``distillguard_recorder_lag_seconds``: age of the oldest record not yet in the store
 * ``distillguard_recorder_up``: 1 while the recording worker runs; ``distillguard_recorder_failed``:
   1 when it cannot run and is not restarted (``/healthz`` and ``GET /admin/recorder`` say why)
 * ``distillguard_recorder_committed_records_total``, ``distillguard_recorder_batches_total``,
   ``distillguard_recorder_quarantined_records_total``, ``distillguard_recorder_store_errors_total``,
   ``distillguard_recorder_worker_restarts_total``
+* ``distillguard_recorder_lost_records_total``: exchanges served but not recorded (the WAL write failed);
+  ``distillguard_recorder_wal_write_failing``: 1 while the latest WAL append failed
 
 Label children are cached so the request path does a dict lookup, not ``labels()``.
 
@@ -99,13 +102,15 @@ class RecorderCollector(Collector):
     """
 
     _GAUGES = (("pending_records", "distillguard_wal_pending_records", "WAL records not yet in the store"),
-               ("lag_s", "distillguard_recorder_lag_seconds", "Age of the oldest unstored record"))  # fmt: skip
+               ("lag_s", "distillguard_recorder_lag_seconds", "Age of the oldest unstored record"),
+               ("wal_bytes", "distillguard_wal_bytes", "Bytes of write-ahead segment files on disk"))  # fmt: skip
     _COUNTERS = (
         ("committed_records", "distillguard_recorder_committed_records", "Records the recording worker is done with (stored or quarantined)"),
         ("batches", "distillguard_recorder_batches", "Batches the recording worker stored"),
         ("quarantined_records", "distillguard_recorder_quarantined_records", "Records set aside because they cannot be stored"),
         ("store_errors", "distillguard_recorder_store_errors", "Batches that failed for a reason of the store's (retried)"),
         ("worker_restarts", "distillguard_recorder_worker_restarts", "Recording worker restarts after a death"),
+        ("lost_records", "distillguard_recorder_lost_records", "Exchanges served but not recorded: the WAL write failed"),
     )  # fmt: skip
 
     def __init__(self, status: Callable[[], dict[str, Any]]):
@@ -119,6 +124,9 @@ class RecorderCollector(Collector):
         yield GaugeMetricFamily("distillguard_recorder_up", "1 while recording runs", value=float(state == "running"))
         yield GaugeMetricFamily("distillguard_recorder_failed", "1 when recording cannot run and is not restarted",
                                 value=float(state == "failed"))  # fmt: skip
+        if "wal_write_error" in status:
+            yield GaugeMetricFamily("distillguard_recorder_wal_write_failing", "1 while the latest write-ahead append failed",
+                                    value=float(status["wal_write_error"] is not None))  # fmt: skip
         for key, name, doc in self._GAUGES:
             if key in status:
                 yield GaugeMetricFamily(name, doc, value=float(status[key]))

@@ -4,8 +4,10 @@
 record with by default (``recorder_process: true``).  On the request path,
 ``record()`` serializes the exchange and appends it to the write-ahead file with
 one ``write(2)``: once it returns the exchange survives a crash of the serving
-process.  Nothing else happens in this process: normalization, the DuckDB store
-and online scoring run in the recording worker (:mod:`distillguard.gateway.worker`),
+process.  If that write fails (a full disk, an I/O error) the exchange, already
+served, is counted as lost (``lost_records``) rather than raised into the
+request handler: the API stays up while recording is down.  Nothing else
+happens in this process: normalization, the DuckDB store and online scoring run in the recording worker (:mod:`distillguard.gateway.worker`),
 a child process that tails the WAL, so their CPU never holds this process's GIL
 (and a large heap of Arrow tables and DataFrames never slows its garbage collector).
 
@@ -18,7 +20,9 @@ A supervisor thread here:
   writes there itself), its counters;
 * restarts the worker if it dies (with backoff): the new one reads the segments
   from their start, stores what its predecessor had not (``event_id`` keys make
-  a second store a no-op) and scores only those.  A worker that reports the
+  a second store a no-op) and scores only those (a worker whose store connection
+  a fatal DuckDB error invalidated exits with :data:`EXIT_STORE_INVALIDATED` for
+  this: a fresh one reopens the store).  A worker that reports the
   store unusable (``["failed", reason]``: a schema mismatch, not a DuckDB file)
   is not restarted: recording is down until the problem is fixed and the
   gateway restarted, while this process keeps proxying and appending to the WAL
@@ -52,7 +56,7 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +64,16 @@ import orjson
 
 from distillguard.gateway.state.base import RiskTable
 from distillguard.gateway.types import Recorder
-from distillguard.gateway.wal import WriteAheadLog
+from distillguard.gateway.wal import AppendFailures, WriteAheadLog
 from distillguard.privacy import Hasher
 from distillguard.schema import RawEvent
 
 log = logging.getLogger("distillguard.gateway.recorder")
+
+#: the worker's exit status when the store cannot be used as it is (sysexits' EX_CONFIG): not restarted
+EXIT_UNUSABLE = 78
+#: the worker's exit status after a fatal DuckDB error invalidated its connection (EX_TEMPFAIL): restarted
+EXIT_STORE_INVALIDATED = 75
 
 
 @dataclass(frozen=True)
@@ -86,12 +95,76 @@ class WorkerSettings:
     stats_interval_s: float = 1.0
 
 
+@dataclass
+class AppendTimes:
+    """When the records not stored yet were appended, as at most ``max_buckets`` ``[first time, count]``
+    buckets, oldest first: the lag needs only the oldest, and while the worker cannot run records keep
+    coming (one entry per record grew without bound).  A full set of buckets merges pairwise and
+    doubles ``bucket_s``, so the oldest time stays exact and others are at most ``bucket_s`` early;
+    ``bucket_s`` is fine again once the backlog is stored.  Thread-safe (appends on the request path,
+    stored counts from the supervisor).
+
+    Example:
+        >>> times = AppendTimes()
+        >>> times.appended(10.0); times.appended(10.001); times.appended(11.0)
+        >>> len(times), times.oldest()
+        (2, 10.0)
+        >>> times.stored(2); times.oldest()
+        11.0
+    """
+
+    max_buckets: int = 1024
+    min_bucket_s: float = 0.01
+    bucket_s: float = 0.01
+    _buckets: deque[list] = field(default_factory=deque, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def appended(self, now: float) -> None:
+        with self._lock:
+            buckets = self._buckets
+            if buckets and now - buckets[-1][0] < self.bucket_s:
+                buckets[-1][1] += 1
+                return
+            if len(buckets) >= self.max_buckets:  # merge neighbours: half as many buckets, twice as wide
+                listed = list(buckets)
+                self._buckets = buckets = deque([listed[i][0], sum(b[1] for b in listed[i : i + 2])] for i in range(0, len(listed), 2))
+                self.bucket_s *= 2
+            buckets.append([now, 1])
+
+    def stored(self, n: int) -> None:
+        """The oldest ``n`` records are stored."""
+        with self._lock:
+            buckets = self._buckets
+            while n > 0 and buckets:
+                if buckets[0][1] > n:
+                    buckets[0][1] -= n
+                    break
+                n -= buckets.popleft()[1]
+            if not buckets:
+                self.bucket_s = self.min_bucket_s
+            elif len(buckets) <= self.max_buckets // 4:  # catching up: new records get a finer clock
+                self.bucket_s = max(self.min_bucket_s, self.bucket_s / 2)
+
+    def oldest(self) -> float | None:
+        """Append time of the oldest record not stored (None when all are)."""
+        try:
+            return self._buckets[0][0]
+        except IndexError:
+            return None
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
 class ProcessRecorder(Recorder):
     """WAL appends here, everything else in a supervised worker process (see the module docstring).
 
     ``risk``: where the worker's online risk records are applied (the enforcer's risk table; not
     needed with ``redis_url``).  ``online``: the enforcer options when online scoring is on, else None.
     """
+
+    #: the worker's command line after the interpreter (the socket's descriptor is appended)
+    worker_args: tuple[str, ...] = ("-m", "distillguard.gateway.worker")
 
     def __init__(
         self,
@@ -119,7 +192,9 @@ class ProcessRecorder(Recorder):
         )  # fmt: skip
         self._sync_each = fsync_interval_s <= 0
         self._tick = fsync_interval_s if fsync_interval_s > 0 else 0.05
-        self._appended: deque[float] = deque()  # monotonic append time of each record not yet stored
+        self._append_times = AppendTimes()  # of the records not yet stored, for the lag
+        self.append_failures = AppendFailures()  # exchanges served but not recorded (the WAL write failed)
+        self.wal_bytes = 0  # segment files on disk, refreshed by the supervisor (listing them is not for the event loop)
         self._max_backoff = max_restart_backoff_s
         self._proc: subprocess.Popen | None = None
         self._conn: Any = None
@@ -149,9 +224,19 @@ class ProcessRecorder(Recorder):
     # ------------------------------------------------------------ request path
 
     def record(self, event: RawEvent, extra: dict[str, Any] | None = None) -> None:
-        """Append one exchange to the WAL; durable (against a crash of this process) on return."""
-        self.wal.append(orjson.dumps({"e": event, "x": extra or {}}), sync=self._sync_each)
-        self._appended.append(time.monotonic())
+        """Append one exchange to the WAL; durable (against a crash of this process) on return.
+
+        Never raises: the exchange has been served, so a write that fails (disk full, I/O error) is
+        counted and logged (:class:`~distillguard.gateway.wal.AppendFailures`), not turned into an error
+        for the client."""
+        try:
+            self.wal.append(orjson.dumps({"e": event, "x": extra or {}}), sync=self._sync_each)
+        except (OSError, TypeError) as exc:  # TypeError: orjson cannot serialize a value
+            self.append_failures.failed(exc)
+            return
+        self._append_times.appended(time.monotonic())
+        if self.append_failures.failing:
+            self.append_failures.recovered()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -196,10 +281,8 @@ class ProcessRecorder(Recorder):
     @property
     def lag_s(self) -> float:
         """Age of the oldest record of this run not stored yet (0 when none)."""
-        try:
-            return time.monotonic() - self._appended[0]
-        except IndexError:
-            return 0.0
+        oldest = self._append_times.oldest()
+        return 0.0 if oldest is None else time.monotonic() - oldest
 
     @property
     def worker_pid(self) -> int | None:
@@ -212,6 +295,8 @@ class ProcessRecorder(Recorder):
         ``state``: ``running``; ``restarting`` (the worker died, a new one starts after a back-off);
         ``failed`` (the worker cannot run, ``error`` says why: it is not restarted, the WAL grows
         until the problem is fixed and the gateway restarted); ``closed``; ``not_started``.
+        ``wal_bytes``: the segment files on disk; ``lost_records``: exchanges served but never written
+        to the WAL; ``wal_write_error``: why, while the latest append fails.
         """
         if self._closing:
             state = "closed"
@@ -225,7 +310,8 @@ class ProcessRecorder(Recorder):
             "mode": "process", "state": state, "error": self.failure, "pending_records": self.pending,
             "lag_s": round(self.lag_s, 3), "committed_records": self.stored_total, "batches": self.batches_total,
             "quarantined_records": self.quarantined_total, "store_errors": self.store_errors,
-            "last_store_error": self.last_store_error, "worker_restarts": self.restarts, "worker": self.worker_stats,
+            "last_store_error": self.last_store_error, "worker_restarts": self.restarts, "wal_bytes": self.wal_bytes,
+            **self.append_failures.status(), "worker": self.worker_stats,
         }  # fmt: skip
 
     # ------------------------------------------------------------ the worker
@@ -242,7 +328,7 @@ class ProcessRecorder(Recorder):
                 # a fresh interpreter running the worker module: nothing of this process (say the LiteLLM
                 # proxy's __main__) is imported again, unlike multiprocessing's spawn
                 self._proc = subprocess.Popen(
-                    [sys.executable, "-m", "distillguard.gateway.worker", str(theirs.fileno())],
+                    [sys.executable, *self.worker_args, str(theirs.fileno())],
                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
                 )  # fmt: skip
             finally:
@@ -254,6 +340,7 @@ class ProcessRecorder(Recorder):
 
     def _supervise(self) -> None:
         backoff, restart_at, spawned_at = 0.25, 0.0, time.monotonic()
+        measured_at = 0.0
         while True:
             conn = self._conn
             if conn is None:  # the worker died: restart it once its backoff has passed (unless it cannot run)
@@ -286,12 +373,19 @@ class ProcessRecorder(Recorder):
                         continue
                     if time.monotonic() - spawned_at > 60:
                         backoff = 0.25  # it had run for a minute: a new failure, not a crash loop
-                    log.error("the recording worker exited (status %s); restarting it in %.2f s", code, backoff)
+                    if code == EXIT_STORE_INVALIDATED:  # same back-off: a store that fails so again at once is retried ever slower
+                        log.error("the recording worker's store connection was invalidated by a fatal DuckDB error (status "
+                                  "%s); starting a fresh worker in %.2f s, it resumes from the write-ahead file", code, backoff)  # fmt: skip
+                    else:
+                        log.error("the recording worker exited (status %s); restarting it in %.2f s", code, backoff)
                     restart_at, backoff = time.monotonic() + backoff, min(self._max_backoff, backoff * 2)
             if not self._closing:
                 try:
                     self.wal.sync()
                     self.wal.rotate_if_large()
+                    if time.monotonic() - measured_at >= 1.0:
+                        measured_at = time.monotonic()
+                        self.wal_bytes = self.wal.disk_bytes()
                 except OSError:
                     log.exception("write-ahead file sync/rotate failed")
 
@@ -318,8 +412,7 @@ class ProcessRecorder(Recorder):
             self.stored_total += added
             self.batches_total += 1
             self.quarantined_total += message[2]
-            for _ in range(min(added, len(self._appended))):
-                self._appended.popleft()
+            self._append_times.stored(added)
         elif kind == "risk":
             _, table, records, ttl_s = message
             if self.risk is not None:

@@ -7,6 +7,8 @@ keeps the same write-ahead file and does the storing below in a worker process.
 
 ``record()`` (on the request path) serializes the exchange, appends it to the
 write-ahead file with one ``write(2)`` and queues it in memory; nothing else.
+A failed write (disk full) is counted and logged, not raised: the exchange was
+served (:class:`~distillguard.gateway.wal.AppendFailures`).
 A background thread takes queued records in batches and hands them to a
 :class:`~distillguard.gateway.sink.StoreSink` (normalize, store in one DuckDB
 transaction, ``enforcer.observe``), and only then tells the WAL those records
@@ -52,7 +54,7 @@ import orjson
 
 from distillguard.gateway.sink import GATEWAY_LOG_SCHEMA, QUARANTINE_FILE, StoreSink, decode_record, log_row
 from distillguard.gateway.types import Enforcer, Recorder
-from distillguard.gateway.wal import WriteAheadLog, read_segment, segment_seq
+from distillguard.gateway.wal import AppendFailures, RecordPosition, WriteAheadLog, read_segment_at, segment_seq
 from distillguard.privacy import Hasher
 from distillguard.schema import RawEvent
 from distillguard.store.duckdb import DuckDBStore
@@ -88,12 +90,15 @@ class WALRecorder(Recorder):
         self.fsync_interval_s = fsync_interval_s
         self.wal = WriteAheadLog(wal_dir, segment_bytes)
         self._sync_each = fsync_interval_s <= 0
-        self._queue: deque[tuple[int, float, RawEvent, dict[str, Any]]] = deque()
+        self._queue: deque[tuple[RecordPosition, float, RawEvent, dict[str, Any]]] = deque()
         self._wake = threading.Event()
         self._stop = False
         self._thread: threading.Thread | None = None
         self.store_errors = 0  # flushes that failed for a reason of the store's (retried)
         self.last_store_error: str | None = None
+        self.append_failures = AppendFailures()  # exchanges served but not recorded (the WAL write failed)
+        self.committed_total = 0  # records of this run done with (stored or quarantined); a retried batch counts once
+        self.wal_bytes = 0  # segment files on disk, refreshed by the flush thread
         self.sink = StoreSink(
             store, hasher, keep_text=keep_text, observe=enforcer.observe if enforcer is not None else None,
             quarantine_path=Path(wal_dir) / QUARANTINE_FILE, excerpts_per_account=excerpts_per_account,
@@ -123,9 +128,14 @@ class WALRecorder(Recorder):
         ``http_status``, ``error`` and ``decision`` (``Decision.to_dict()``).
         """
         extra = extra or {}
-        payload = orjson.dumps({"e": event, "x": extra})
-        seq = self.wal.append(payload, sync=self._sync_each)
-        self._queue.append((seq, time.monotonic(), event, extra))
+        try:
+            position = self.wal.append_record(orjson.dumps({"e": event, "x": extra}), sync=self._sync_each)
+        except (OSError, TypeError) as exc:  # served already: count it, never fail the request over it
+            self.append_failures.failed(exc)
+            return
+        if self.append_failures.failing:
+            self.append_failures.recovered()
+        self._queue.append((position, time.monotonic(), event, extra))
         if len(self._queue) >= self.flush_batch:
             self._wake.set()
 
@@ -138,19 +148,22 @@ class WALRecorder(Recorder):
         """
         replayed = 0
         for path in self.wal.existing_segments():
-            position = {"segment": segment_seq(path)}
+            seq = segment_seq(path)
             batch: list[tuple[RawEvent, dict[str, Any]]] = []
-            for payload in read_segment(path):
+            positions: list[dict[str, Any]] = []
+            for offset, payload in read_segment_at(path):
+                position = {"segment": seq, "offset": offset}
                 record, unusable = decode_record(payload, position)
                 if record is None:
                     self.sink.quarantine([unusable])
                 else:
                     batch.append(record)
+                    positions.append(position)
                 if len(batch) >= self.flush_batch:
-                    self.sink.write(batch, replay=True, positions=[position] * len(batch))
+                    self.sink.write(batch, replay=True, positions=positions)
                     replayed += len(batch)
-                    batch = []
-            self.sink.write(batch, replay=True, positions=[position] * len(batch))
+                    batch, positions = [], []
+            self.sink.write(batch, replay=True, positions=positions)
             replayed += len(batch)
         self.wal.drop_existing()
         if replayed:
@@ -187,6 +200,7 @@ class WALRecorder(Recorder):
     def _run(self) -> None:
         tick = min(self.flush_interval_s, self.fsync_interval_s) if self.fsync_interval_s > 0 else self.flush_interval_s
         last_flush = time.monotonic()
+        measured_at = 0.0
         while not self._stop:
             self._wake.wait(tick)
             self._wake.clear()
@@ -197,6 +211,9 @@ class WALRecorder(Recorder):
                     last_flush = now
                     self._flush_all()
                 self.wal.rotate_if_large()
+                if now - measured_at >= 1.0:
+                    measured_at = now
+                    self.wal_bytes = self.wal.disk_bytes()
             except Exception as exc:  # keep recording: the records stay in the WAL and are retried / replayed
                 log.exception("recorder flush failed; retrying")
                 self.store_errors += 1
@@ -219,14 +236,15 @@ class WALRecorder(Recorder):
             if left is not None:
                 left -= len(items)
             try:
-                self.sink.write([(ev, x) for _, _, ev, x in items], positions=[{"segment": seq} for seq, *_ in items])
+                self.sink.write([(ev, x) for _, _, ev, x in items], positions=[p._asdict() for p, *_ in items])
             except Exception:
                 queue.extendleft(reversed(items))  # back in front, in order: retried next tick
                 raise
             per_segment: dict[int, int] = {}
-            for seq, *_ in items:
+            for (seq, _), *_ in items:
                 per_segment[seq] = per_segment.get(seq, 0) + 1
             self.wal.committed(per_segment)
+            self.committed_total += len(items)
 
     def status(self) -> dict[str, Any]:
         """Recording's state and counters (see :meth:`~distillguard.gateway.types.Recorder.status`)."""
@@ -234,9 +252,9 @@ class WALRecorder(Recorder):
         return {
             "mode": "in_process", "state": "closed" if self._stop else "running", "error": None,
             "pending_records": self.pending, "lag_s": round(self.lag_s, 3),
-            "committed_records": sink.stored_total + sink.quarantined_total, "batches": sink.batches_total,
+            "committed_records": self.committed_total, "batches": sink.batches_total,
             "quarantined_records": sink.quarantined_total, "store_errors": self.store_errors,
-            "last_store_error": self.last_store_error,
+            "last_store_error": self.last_store_error, "wal_bytes": self.wal_bytes, **self.append_failures.status(),
         }  # fmt: skip
 
     @property

@@ -17,7 +17,9 @@ a value a column cannot hold) is split in halves until the records that fail on
 their own are isolated: the others are stored, those are *quarantined* (written
 with the reason and their WAL position to a JSON-lines file, fsynced, and
 counted).  Any other failure (the disk, memory, the database) says nothing about
-the records: it is raised, and the caller retries the batch as it is.
+the records: it is raised, and the caller retries the batch as it is.  Records
+that failure's write had already quarantined are not quarantined (nor counted)
+again by the retry: they are known by their WAL position (segment and offset).
 
 Example:
     >>> import tempfile
@@ -97,6 +99,20 @@ class UnusableRecords(Exception):
     """Normalizing a batch, or building its rows, failed: the records are at fault, not the store."""
 
 
+def store_invalidated(exc: BaseException) -> bool:
+    """Whether ``exc`` is a fatal DuckDB error: the database instance is invalidated and every later
+    statement on it fails ("database has been invalidated"), so only a new connection can store again."""
+    return isinstance(exc, (duckdb.FatalException, duckdb.InternalException)) or "database has been invalidated" in str(exc)
+
+
+def position_key(position: dict[str, Any]) -> tuple[int, int] | None:
+    """A record's identity within one run of the WAL: ``(segment, offset)``, None when not both are known."""
+    try:
+        return position["segment"], position["offset"]
+    except KeyError:
+        return None
+
+
 def records_at_fault(exc: BaseException) -> bool:
     """Whether ``exc`` comes from what a batch holds (the same records fail the same way again),
     rather than from the store, the disk or memory (worth retrying as is)."""
@@ -152,6 +168,8 @@ class StoreSink:
         self.quarantined_total = 0  # records set aside
         self.last_store_s = 0.0  # duration of the last batch
         self._replay_next = False  # a write raised part-way: some of what is retried may be stored (and observed)
+        # positions of records quarantined by a write that then raised: its retry skips them (they are done)
+        self._set_aside: set[tuple[int, int]] = set()
         con = store.con
         con.execute(_LOG_DDL).fetchall()
         columns = [r[0] for r in con.execute(
@@ -172,10 +190,17 @@ class StoreSink:
         """
         if not items:
             return 0
+        items, positions = list(items), list(positions) if positions is not None else [{}] * len(items)
+        keys = [position_key(p) for p in positions]
+        if self._set_aside:  # the retry of a write that raised after quarantining some of these: they are done
+            kept = [i for i, key in enumerate(keys) if key not in self._set_aside]
+            items, positions = [items[i] for i in kept], [positions[i] for i in kept]
         replay = replay or self._replay_next
         self._replay_next = True  # until this returns: halves stored before a raise were observed
-        stored = self._write_or_split(list(items), list(positions) if positions is not None else [{}] * len(items), replay)
+        stored = self._write_or_split(items, positions, replay) if items else 0
         self._replay_next = False
+        if self._set_aside:  # this write went through: none of its records comes again
+            self._set_aside.difference_update(keys)
         return stored
 
     def _write_or_split(self, items: list[Item], positions: list[dict[str, Any]], replay: bool) -> int:
@@ -188,6 +213,9 @@ class StoreSink:
                 cause = exc.__cause__ if isinstance(exc, UnusableRecords) else exc
                 event, extra = items[0]
                 self.quarantine([{**positions[0], "reason": repr(cause), "e": event, "x": extra}])
+                key = position_key(positions[0])
+                if key is not None:  # until this write returns: a store failure after this point retries it all
+                    self._set_aside.add(key)
                 return 0
         half = len(items) // 2  # bisect: a few bad records cost O(log n) extra transactions each
         return self._write_or_split(items[:half], positions[:half], replay) + self._write_or_split(items[half:], positions[half:], replay)

@@ -159,7 +159,8 @@ class Recorder(ABC):
 
     @abstractmethod
     def record(self, event: RawEvent, extra: dict[str, Any] | None = None) -> None:
-        """Append one exchange; returns once it is in the write-ahead file.
+        """Append one exchange; returns once it is in the write-ahead file, or, when that write fails
+        (disk full, I/O error), once it is counted as lost: never raises into the request handler.
 
         ``extra``: what the event schema has no column for (the gateway passes
         ``endpoint``, ``http_status``, ``error`` and ``decision`` = ``Decision.to_dict()``).

@@ -36,8 +36,10 @@ import logging
 import os
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -64,8 +66,21 @@ def frame(payload: bytes) -> bytes:
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
+class RecordPosition(NamedTuple):
+    """Where a record's frame is: its segment and the byte offset the frame begins at."""
+
+    segment: int
+    offset: int
+
+
 def read_segment(path: str | Path) -> Iterator[bytes]:
     """The complete records of one segment, in order; stops at a torn or corrupt tail."""
+    for _, payload in read_segment_at(path):
+        yield payload
+
+
+def read_segment_at(path: str | Path) -> Iterator[tuple[int, bytes]]:
+    """``(offset, payload)`` of the complete records of one segment, in order; stops at a torn or corrupt tail."""
     data = Path(path).read_bytes()
     pos, end = 0, len(data)
     while pos + _HEADER.size <= end:
@@ -76,7 +91,7 @@ def read_segment(path: str | Path) -> Iterator[bytes]:
         payload = data[start : start + length]
         if zlib.crc32(payload) != crc:
             return
-        yield payload
+        yield pos, payload
         pos = start + length
 
 
@@ -125,6 +140,10 @@ class WriteAheadLog:
 
         Raises OSError when the record could not be written whole (nothing of it stays readable).
         """
+        return self.append_record(payload, sync=sync).segment
+
+    def append_record(self, payload: bytes, *, sync: bool = False) -> RecordPosition:
+        """:meth:`append`, returning where the record was written."""
         data = frame(payload)
         with self._lock:
             if self._fd < 0:
@@ -150,7 +169,7 @@ class WriteAheadLog:
             if sync:
                 os.fsync(self._fd)
                 self._dirty = False
-        return seq
+        return RecordPosition(seq, start)
 
     def _take_back_torn_write(self) -> None:
         """Remove what a failed write left in the current segment (called with the lock held).
@@ -263,6 +282,67 @@ class WriteAheadLog:
     def segment_paths(self) -> list[Path]:
         """Every segment file currently in the directory, oldest first."""
         return [p for _, p in _list_segments(self.directory)]
+
+    def disk_bytes(self) -> int:
+        """Bytes of all segment files in the directory (a previous run's too): what the WAL holds on disk.
+
+        Lists the directory: call it off the request path (the recorders refresh it from their threads).
+        """
+        total = 0
+        for path in self.segment_paths():
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:  # deleted once stored, since the listing
+                pass
+        return total
+
+
+@dataclass
+class AppendFailures:
+    """Exchanges a recorder could not append to the WAL (a full disk, an I/O error): served, not recorded.
+
+    ``record()`` counts them here instead of raising into the request handler: the client's answer
+    has gone out or is going out, and recording must not turn it into a 500 or a broken stream; the
+    API stays up, recording is what is lost (``lost`` says how much).  ``failing`` holds while the
+    latest append failed (``/healthz`` says degraded).  The error is logged at most once per
+    ``log_interval_s`` (a full disk fails every request), and once more when appends work again.
+    Thread-safe.
+    """
+
+    log_interval_s: float = 60.0
+    lost: int = 0  # exchanges never written to the WAL
+    last_error: str | None = None
+    failing: bool = False  # the latest append failed
+    _logged_at: float | None = None
+    _announced: bool = False  # a failure was logged and its recovery not yet
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def failed(self, exc: BaseException) -> None:
+        """One exchange not recorded because of ``exc``."""
+        with self._lock:
+            self.lost += 1
+            self.last_error = repr(exc)
+            self.failing = True
+            now = time.monotonic()
+            if self._logged_at is not None and now - self._logged_at < self.log_interval_s:
+                return
+            self._logged_at, self._announced, lost = now, True, self.lost
+        log.error("appending to the write-ahead file failed (%r): the exchange was served but not recorded (%d so far). "
+                  "The gateway goes on serving; this is logged again at most every %.0f s while it lasts",
+                  exc, lost, self.log_interval_s)  # fmt: skip
+
+    def recovered(self) -> None:
+        """An append worked after failures (the caller checks ``failing`` first: this is the rare path)."""
+        with self._lock:
+            self.failing = False
+            announced, self._announced = self._announced, False
+            lost = self.lost
+        if announced:
+            log.warning("appending to the write-ahead file works again; %d exchanges were not recorded in all", lost)
+
+    def status(self) -> dict[str, object]:
+        """``lost_records`` and ``wal_write_error`` (the latest append's error while it fails, else None)."""
+        return {"lost_records": self.lost, "wal_write_error": self.last_error if self.failing else None}
 
 
 def _list_segments(directory: Path) -> list[tuple[int, Path]]:

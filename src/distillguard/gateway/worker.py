@@ -12,7 +12,10 @@ in a process of its own, so none of it holds the serving process's GIL:
    fail deterministically are isolated by bisection and quarantined
    (``<wal_dir>/quarantine.jsonl``, with the reason and WAL position) so the
    rest are stored; a failure of the store itself (disk full, out of memory)
-   retries the batch a second later;
+   retries the batch a second later, except a fatal DuckDB error, after which
+   the connection is unusable: the worker exits (:data:`EXIT_STORE_INVALIDATED`)
+   and the serving process starts a fresh one, which reopens the store and
+   resumes from the WAL;
 3. tell the serving process, per segment, how many records are done (stored
    or quarantined; it deletes a segment once it is closed and fully done; a
    previous run's segments are deleted here);
@@ -33,7 +36,11 @@ segments for the next start, which may already be writing new ones).
 If the store cannot be used at all (a schema this version does not write, not a
 DuckDB file, no permission) the worker says so (``["failed", reason]``) and
 exits at once: restarting it would change nothing.  Only another process holding
-the store's lock is waited for.
+the store's lock is waited for.  A stop request ends that wait at once (the WAL
+keeps every record for the next start) unless the holder is a predecessor worker
+on the same WAL (its pid is in ``<wal_dir>/worker.pid``): one whose serving process
+died stores what the WAL holds and then exits, so the wait goes on (at most its
+60 s) and the shutdown still stores everything.
 
 Run by :class:`~distillguard.gateway.process_recorder.ProcessRecorder` as
 ``python -m distillguard.gateway.worker FD`` with one end of a socket pair;
@@ -73,8 +80,8 @@ from typing import Any
 import orjson
 
 from distillguard.errors import ConfigError, InputError
-from distillguard.gateway.process_recorder import WorkerSettings
-from distillguard.gateway.sink import QUARANTINE_FILE, StoreSink, decode_record
+from distillguard.gateway.process_recorder import EXIT_STORE_INVALIDATED, EXIT_UNUSABLE, WorkerSettings
+from distillguard.gateway.sink import QUARANTINE_FILE, StoreSink, decode_record, store_invalidated
 from distillguard.gateway.state.base import Record, RiskTable
 from distillguard.gateway.wal import TailedRecord, WALTailer, segment_name
 from distillguard.store.duckdb import DuckDBStore
@@ -82,7 +89,16 @@ from distillguard.store.duckdb import DuckDBStore
 log = logging.getLogger("distillguard.gateway.worker")
 
 Send = Callable[[list], None]
-EXIT_UNUSABLE = 78  # sysexits' EX_CONFIG: the store or the settings cannot be used as they are
+#: in the WAL directory: the pid of the last worker that opened the store
+WORKER_PID_FILE = "worker.pid"
+
+
+class StoreInvalidated(Exception):
+    """A fatal DuckDB error invalidated the store's connection: nothing can be stored through it any more."""
+
+
+class ShutdownRequested(Exception):
+    """The serving process asked this worker to stop (or went away) while it waited to open the store."""
 
 
 class PipeRiskTable(RiskTable):
@@ -121,10 +137,38 @@ def is_permanent(exc: BaseException) -> bool:
     return isinstance(exc, (InputError, ConfigError)) and not is_lock_conflict(exc)
 
 
-def open_store(path: str, timeout_s: float = 60.0) -> DuckDBStore:
+def running_predecessor(wal_dir: str | Path) -> int | None:
+    """The pid of the last other worker that opened this WAL's store (``WORKER_PID_FILE``) if it still
+    runs, e.g. one whose serving process died, storing what the WAL holds before it exits; else None."""
+    try:
+        pid = int((Path(wal_dir) / WORKER_PID_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:  # it has ended: the file outlives its worker
+        return None
+    except PermissionError:  # alive, someone else's
+        pass
+    return pid
+
+
+def open_store(
+    path: str, timeout_s: float = 60.0, *, stop_requested: Callable[[float], bool] | None = None,
+    predecessor_running: Callable[[], bool] | None = None,
+) -> DuckDBStore:  # fmt: skip
     """The gateway's store, waiting (up to ``timeout_s``) while another process holds its lock, e.g. a
-    predecessor that is exiting; any other failure to open it raises at once."""
+    predecessor that is exiting; any other failure to open it raises at once.
+
+    ``stop_requested(wait_s)``: waits up to ``wait_s`` for a stop request and says whether one came.
+    After one, the wait goes on only while ``predecessor_running()`` (a predecessor worker finishes
+    and lets go of the lock; any other holder may keep it for good): otherwise this raises
+    :class:`ShutdownRequested` at once, so a shutdown does not wait for a lock.
+    """
     deadline = time.monotonic() + timeout_s
+    stopping = give_up = False
     while True:
         try:
             # one DuckDB thread: batched appends gain nothing from a second, and the proxy needs that core
@@ -132,20 +176,36 @@ def open_store(path: str, timeout_s: float = 60.0) -> DuckDBStore:
         except InputError as exc:
             if not is_lock_conflict(exc) or time.monotonic() > deadline:
                 raise
-            time.sleep(0.25)
+            if give_up:
+                raise ShutdownRequested(f"{path}: stopped while another process held the store's lock") from exc
+            wait_s = max(0.0, min(0.25, deadline - time.monotonic()))
+            if stop_requested is None or stopping:
+                time.sleep(wait_s)
+            else:
+                stopping = stop_requested(wait_s)
+            # one more try first: a predecessor that just ended has let go of the lock
+            give_up = stopping and not (predecessor_running is not None and predecessor_running())
 
 
 class RecordingWorker:
     """WAL → store → online scoring, one :meth:`step` at a time (see the module docstring).
 
     ``send``: delivers a message to the serving process (a list; thread-safe, the scorer's thread
-    sends risk records).
+    sends risk records).  ``stop_requested``: see :func:`open_store` (the wait for the store's lock).
     """
 
-    def __init__(self, settings: WorkerSettings, send: Send):
+    def __init__(self, settings: WorkerSettings, send: Send, *, stop_requested: Callable[[float], bool] | None = None):
         self.settings = settings
         self.send = send
-        self.store = open_store(settings.store_path)
+        self.store = open_store(settings.store_path, stop_requested=stop_requested,
+                                predecessor_running=lambda: running_predecessor(settings.wal_dir) is not None)  # fmt: skip
+        # at once, the lock just taken: a successor waiting for it can tell it is a worker's. Left in place
+        # at exit (DuckDB may hold the lock until the process ends): a pid that no longer runs is no predecessor
+        try:
+            (Path(settings.wal_dir) / WORKER_PID_FILE).write_text(str(os.getpid()))
+        except BaseException:
+            self.store.close()
+            raise
         self.state = None
         self.scorer = None
         try:
@@ -177,6 +237,7 @@ class RecordingWorker:
         self.stored: dict[int, int] = {}  # segment -> records of it done, stored or quarantined (from its start)
         self.pending: list[TailedRecord] = []
         self.store_errors = 0  # batches that failed for a reason of the store's, retried
+        self._quarantined_reported = 0  # of sink.quarantined_total: a write that raised may have quarantined some
         self._last_flush = time.monotonic()
         self._deleted: set[int] = set()
 
@@ -214,14 +275,15 @@ class RecordingWorker:
             else:
                 batch.append(record)
                 positions.append(position)
-        quarantined = self.sink.quarantined_total
         # raises on a failure of the store's: nothing is reported, the same records are retried next step
+        # (those it quarantined before raising are not again, and are reported with the commit below)
         self.sink.write(batch, replay=replay, positions=positions)
         if unreadable:  # after the write: a retried batch must not set them aside twice
             self.sink.quarantine(unreadable)
         for seq, n in per_segment.items():
             self.stored[seq] = self.stored.get(seq, 0) + n
-        self.send(["commit", {seq: self.stored[seq] for seq in per_segment}, self.sink.quarantined_total - quarantined])
+        quarantined, self._quarantined_reported = self.sink.quarantined_total - self._quarantined_reported, self.sink.quarantined_total
+        self.send(["commit", {seq: self.stored[seq] for seq in per_segment}, quarantined])
         return len(items)
 
     def _delete_previous_runs(self) -> None:
@@ -250,7 +312,10 @@ class RecordingWorker:
 
     # -- the process ---------------------------------------------------------------------------
     def run(self, conn: Any, *, tick_s: float = 0.05, stats_interval_s: float = 1.0) -> None:
-        """Serve until ``stop`` (store everything, then exit) or the pipe closes (exit)."""
+        """Serve until ``stop`` (store everything, then exit) or the pipe closes (exit).
+
+        Raises :class:`StoreInvalidated` after a fatal DuckDB error (retrying through that connection
+        cannot succeed; a new worker can)."""
         if self.scorer is not None:
             self.scorer.start()
         last_stats = 0.0
@@ -269,9 +334,11 @@ class RecordingWorker:
             try:
                 self.step(final=stop)
             except Exception as exc:  # the store's: the records stay in the WAL, retried (or replayed at the next start)
-                log.exception("storing write-ahead records failed; retrying")
                 self.store_errors += 1
                 self.send(["store_error", repr(exc)])
+                if store_invalidated(exc):
+                    raise StoreInvalidated(repr(exc)) from exc
+                log.exception("storing write-ahead records failed; retrying")
                 time.sleep(1.0)
                 if not stop:
                     continue
@@ -313,17 +380,33 @@ def main(argv: list[str] | None = None) -> None:
         os.nice(settings.nice)
     send = _sender(conn)
     try:
-        worker = RecordingWorker(settings, send)
+        # any message (only "stop" comes before the store is open) or the pipe closing ends a wait for the lock
+        worker = RecordingWorker(settings, send, stop_requested=conn.poll)
+    except ShutdownRequested as exc:
+        log.warning("%s; the write-ahead file keeps its records for the next start", exc)
+        return
     except Exception as exc:
         if not is_permanent(exc):
             raise  # the supervisor restarts this worker after a back-off
         log.error("cannot record: %s", exc)
         send(["failed", str(exc)])  # and not restarted: a new worker would fail the same way
         sys.exit(EXIT_UNUSABLE)
+    invalidated = False
     try:
         worker.run(conn, stats_interval_s=settings.stats_interval_s)
+    except StoreInvalidated as exc:
+        log.error("the store's connection was invalidated (%s); exiting so that a fresh worker reopens it and goes on "
+                  "from the write-ahead file", exc)  # fmt: skip
+        invalidated = True
     finally:
-        worker.close()
+        try:
+            worker.close()
+        except Exception:
+            if not invalidated:
+                raise
+            log.exception("closing the invalidated store failed")  # the process exit frees it anyway
+    if invalidated:
+        sys.exit(EXIT_STORE_INVALIDATED)
 
 
 if __name__ == "__main__":
