@@ -338,6 +338,12 @@ def bench_quality(
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         _fail(DistillguardError(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}"))
+    if markdown:  # before the run, not after minutes of it: a page that cannot be written fails now
+        try:
+            markdown.parent.mkdir(parents=True, exist_ok=True)
+            markdown.touch()
+        except OSError as exc:
+            _fail(DistillguardError(f"{markdown}: cannot write the markdown page: {exc.strerror or exc}"))
     try:
         rows = run_quality_bench(
             workdir, names, seed=seed, scale=scale, corpora=corpora, model_path=str(model) if model else None,
