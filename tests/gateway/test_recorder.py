@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 import distillguard.gateway.sink as sink_module
+from distillguard.errors import InputError
 from distillguard.gateway.recorder import WALRecorder
 from distillguard.privacy import Hasher
 from distillguard.store.duckdb import DuckDBStore
@@ -26,6 +27,28 @@ def raw_event(i: int, account: str = "acct-1") -> dict:
 
 def ids(store: DuckDBStore, table: str = "events") -> list[str]:
     return sorted(store.query(f"SELECT event_id FROM {table}").column(0).to_pylist())
+
+
+def wait_until(condition, timeout_s: float = 10.0) -> bool:
+    """Whether ``condition()`` came true within ``timeout_s`` (False, not a hang, when it never does)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def invalidate_connection(monkeypatch, con) -> None:
+    """Every insert through ``con`` fails from now on, as after a fatal DuckDB error; other connections work."""
+    real_insert = sink_module.insert_new
+
+    def insert(c, table, rows, key):
+        if c is con:
+            raise duckdb.FatalException("FATAL Error: Failed: database has been invalidated because of a previous fatal error")
+        return real_insert(c, table, rows, key)
+
+    monkeypatch.setattr(sink_module, "insert_new", insert)
 
 
 @pytest.fixture
@@ -153,3 +176,119 @@ def test_a_failed_wal_append_is_counted_not_raised(tmp_path, store, monkeypatch)
     assert rec.status()["wal_write_error"] is None and rec.status()["lost_records"] == 2
     rec.close()
     assert ids(store) == ["e3"]
+
+
+def test_a_fatal_store_error_reopens_the_store_and_loses_nothing(tmp_path, monkeypatch):
+    first = DuckDBStore(tmp_path / "gw.duckdb")
+    invalidate_connection(monkeypatch, first.con)
+    enforcer = ScriptedEnforcer()
+    rec = WALRecorder(tmp_path / "wal", first, Hasher(b"k"), enforcer=enforcer, flush_batch=4, flush_interval_s=0.02)
+    rec.start()
+    try:  # the flush thread stops before a failure is reported
+        for i in range(10):
+            rec.record(raw_event(i))
+        assert wait_until(lambda: rec.pending == 0), rec.status()  # not retried through the dead connection for ever
+    finally:
+        rec.close()
+    status = rec.status()
+    assert status["store_reopens"] == 1 and "invalidated" in status["last_store_error"] and status["committed_records"] == 10
+    assert rec.store is not first and rec.sink.store is rec.store
+    with pytest.raises(duckdb.ConnectionException):  # the invalidated connection was closed, not leaked
+        first.con.execute("SELECT 1")
+    assert ids(rec.store) == sorted(f"e{i}" for i in range(10)) and sorted(enforcer.observed_ids()) == ids(rec.store)
+    assert list((tmp_path / "wal").glob("wal-*")) == []
+    rec.store.close()
+
+
+def test_a_store_that_cannot_be_reopened_yet_is_tried_again_after_a_growing_back_off(tmp_path, monkeypatch):
+    path = tmp_path / "gw.duckdb"
+    first = DuckDBStore(path)
+    attempts = []
+
+    def open_store() -> DuckDBStore:
+        attempts.append(time.monotonic())
+        if len(attempts) <= 2:
+            raise InputError(str(path), "cannot open the DuckDB store: IO Error: Could not set lock on file")
+        return DuckDBStore(path)
+
+    invalidate_connection(monkeypatch, first.con)
+    rec = WALRecorder(tmp_path / "wal", first, Hasher(b"k"), flush_interval_s=0.02, open_store=open_store)
+    rec.start()
+    try:
+        rec.record(raw_event(1))
+        assert wait_until(lambda: rec.pending == 0), rec.status()
+    finally:
+        rec.close()
+    assert len(attempts) == 3  # not spinning: 0.25 s after the fatal error, then 0.5 s, then 1 s
+    assert attempts[1] - attempts[0] >= 0.5 and attempts[2] - attempts[1] >= 1.0
+    status = rec.status()
+    assert status["store_reopens"] == 1 and status["store_errors"] >= 3  # the fatal error, then two failed reopenings
+    assert ids(rec.store) == ["e1"]
+    rec.store.close()
+
+
+def test_the_queue_in_memory_stays_bounded_while_the_store_fails_and_nothing_is_lost(tmp_path, store, monkeypatch):
+    real_insert = sink_module.insert_new
+    disk_full = True
+
+    def insert(con, table, rows, key):
+        if disk_full:
+            raise duckdb.IOException("IO Error: No space left on device")
+        return real_insert(con, table, rows, key)
+
+    monkeypatch.setattr(sink_module, "insert_new", insert)
+    enforcer = ScriptedEnforcer()
+    rec = WALRecorder(tmp_path / "wal", store, Hasher(b"k"), enforcer=enforcer, flush_batch=4, flush_interval_s=0.02,
+                      segment_bytes=2048, max_queued_records=8)  # fmt: skip
+    rec.start()
+    try:
+        started = time.monotonic()
+        for i in range(60):
+            rec.record(raw_event(i))
+            assert len(rec._queue) <= 8  # before: every record stayed in memory until stored
+            time.sleep(0.005)  # the flush thread fails meanwhile, and rotates the segments
+        assert len(list((tmp_path / "wal").glob("wal-*"))) > 2 and rec.status()["store_errors"] > 0
+        assert rec.lag_s >= time.monotonic() - started - 0.05  # the first record's age, though it left memory
+        disk_full = False
+        assert wait_until(lambda: rec.pending == 0), rec.status()
+    finally:
+        rec.close()
+    everything = sorted(f"e{i}" for i in range(60))
+    assert ids(store) == everything and store.query("SELECT count(*) FROM gateway_log").column(0)[0].as_py() == 60
+    assert sorted(enforcer.observed_ids()) == everything and rec.status()["committed_records"] == 60
+    assert list((tmp_path / "wal").glob("wal-*")) == []
+
+
+def test_records_dropped_from_memory_while_a_batch_fails_are_stored_once_each(tmp_path, store, monkeypatch):
+    enforcer = ScriptedEnforcer()
+    rec = WALRecorder(tmp_path / "wal", store, Hasher(b"k"), enforcer=enforcer, flush_batch=2, segment_bytes=1024,
+                      max_queued_records=4)  # not started: flushed by hand  # fmt: skip
+    recorded = iter(range(100))
+
+    def record(n: int) -> None:
+        for _ in range(n):
+            rec.record(raw_event(next(recorded)))
+            rec.wal.rotate_if_large()  # the flush thread's job: what is dropped spans segments
+
+    record(4)
+    real_insert = sink_module.insert_new
+    failures = iter([duckdb.IOException("IO Error: No space left on device")])
+
+    def requests_arrive_then_the_disk_is_full(con, table, rows, key):
+        for exc in failures:  # while e0, e1 are in flight: e2.. leave memory, then e0, e1 come back
+            record(5)
+            raise exc
+        return real_insert(con, table, rows, key)
+
+    monkeypatch.setattr(sink_module, "insert_new", requests_arrive_then_the_disk_is_full)
+    with pytest.raises(duckdb.IOException):
+        rec._flush_all()
+    assert len(rec._queue) == 4 and rec.pending == 9
+    record(20)
+    rec._flush_all()
+    rec._flush_all()
+    everything = sorted(f"e{i}" for i in range(29))
+    assert ids(store) == everything and sorted(enforcer.observed_ids()) == everything
+    assert rec.pending == 0 and rec.status()["committed_records"] == 29
+    rec.close()
+    assert list((tmp_path / "wal").glob("wal-*")) == []

@@ -111,6 +111,7 @@ class RecorderCollector(Collector):
         ("store_errors", "distillguard_recorder_store_errors", "Batches that failed for a reason of the store's (retried)"),
         ("worker_restarts", "distillguard_recorder_worker_restarts", "Recording worker restarts after a death"),
         ("lost_records", "distillguard_recorder_lost_records", "Exchanges served but not recorded: the WAL write failed"),
+        ("store_reopens", "distillguard_recorder_store_reopens", "Store connections reopened after a fatal DuckDB error (in-process recorder)"),
     )  # fmt: skip
 
     def __init__(self, status: Callable[[], dict[str, Any]]):

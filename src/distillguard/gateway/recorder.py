@@ -27,6 +27,15 @@ At :meth:`WALRecorder.start` the segments a previous run left behind are
 replayed into the store; ``event_id`` is the store's key (inserted only once), so records
 that were already stored are not duplicated.
 
+While the store fails, memory does not grow with the backlog: at most
+``max_queued_records`` records stay queued; the oldest beyond that leave memory
+(they are in the WAL) and are re-read from its segments, in order, before the
+queue once the store takes records again.  A fatal DuckDB error invalidates the
+connection for good (:func:`~distillguard.gateway.sink.store_invalidated`): the
+invalidated store is closed and the same file opened again (after 0.25 s,
+doubling to 10 s while that or the next batch fails), then the batch is retried;
+``store_reopens`` in :meth:`WALRecorder.status` counts the reopenings.
+
 Example:
     >>> import tempfile
     >>> from distillguard.privacy import Hasher
@@ -43,18 +52,24 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from distillguard.gateway.sink import GATEWAY_LOG_SCHEMA, QUARANTINE_FILE, StoreSink, decode_record, log_row
+from distillguard.gateway.sink import (
+    GATEWAY_LOG_SCHEMA, QUARANTINE_FILE, StoreSink, decode_record, log_row, store_invalidated,
+)  # fmt: skip
 from distillguard.gateway.types import Enforcer, Recorder
-from distillguard.gateway.wal import AppendFailures, RecordPosition, WriteAheadLog, read_segment_at, segment_seq
+from distillguard.gateway.wal import (
+    AppendFailures, RecordPosition, WriteAheadLog, read_segment_at, segment_name, segment_seq,
+)  # fmt: skip
 from distillguard.privacy import Hasher
 from distillguard.schema import RawEvent
 from distillguard.store.duckdb import DuckDBStore
@@ -63,9 +78,19 @@ __all__ = ["GATEWAY_LOG_SCHEMA", "WALRecorder", "build_recorder", "log_row"]
 
 log = logging.getLogger("distillguard.gateway.recorder")
 
+#: wait before reopening an invalidated store, doubled while reopening or the next batch fails (the
+#: process recorder's restart back-off)
+REOPEN_DELAY_S = 0.25
+REOPEN_DELAY_MAX_S = 10.0
+
 
 class WALRecorder(Recorder):
-    """Write-ahead first, store in batches from a background thread; replays leftovers at start."""
+    """Write-ahead first, store in batches from a background thread; replays leftovers at start.
+
+    ``max_queued_records``: how many records stay in memory while the store is behind (the rest are
+    re-read from the WAL).  ``open_store``: opens the store's file again after a fatal DuckDB error
+    invalidated its connection (default: ``DuckDBStore(store.path)``).
+    """
 
     def __init__(
         self,
@@ -80,7 +105,11 @@ class WALRecorder(Recorder):
         fsync_interval_s: float = 0.05,
         segment_bytes: int = 16 * 1024 * 1024,
         excerpts_per_account: int = 5,
+        max_queued_records: int = 16_384,
+        open_store: Callable[[], DuckDBStore] | None = None,
     ):
+        if max_queued_records < 1:
+            raise ValueError(f"max_queued_records must be at least 1, not {max_queued_records}")
         self.store = store
         self.hasher = hasher
         self.enforcer = enforcer
@@ -90,12 +119,23 @@ class WALRecorder(Recorder):
         self.fsync_interval_s = fsync_interval_s
         self.wal = WriteAheadLog(wal_dir, segment_bytes)
         self._sync_each = fsync_interval_s <= 0
+        self.max_queued_records = max_queued_records
+        self._open_store = open_store or functools.partial(DuckDBStore, store.path)
+        # (position, queued at, event, extra), in WAL order: record() appends to both under _lock
         self._queue: deque[tuple[RecordPosition, float, RawEvent, dict[str, Any]]] = deque()
+        self._lock = threading.Lock()  # the queue with the WAL's order, and the dropped range
+        # records dropped from memory (see _drop_beyond_bound): those from here up to the oldest queued
+        # one are only in the WAL; set by record() only when None, advanced and cleared by the flush thread
+        self._dropped_from: RecordPosition | None = None
+        self._dropped_since = 0.0  # when the first of them was queued (kept until all are stored)
         self._wake = threading.Event()
         self._stop = False
         self._thread: threading.Thread | None = None
-        self.store_errors = 0  # flushes that failed for a reason of the store's (retried)
+        self.store_errors = 0  # flushes (and reopenings) that failed for a reason of the store's (retried)
         self.last_store_error: str | None = None
+        self.store_reopens = 0  # fresh stores opened after a fatal DuckDB error invalidated the connection
+        self._reopen_at: float | None = None  # the store is invalidated: open it again at this time
+        self._reopen_delay_s = REOPEN_DELAY_S
         self.append_failures = AppendFailures()  # exchanges served but not recorded (the WAL write failed)
         self.committed_total = 0  # records of this run done with (stored or quarantined); a retried batch counts once
         self.wal_bytes = 0  # segment files on disk, refreshed by the flush thread
@@ -108,12 +148,14 @@ class WALRecorder(Recorder):
     def from_config(cls, config: Any, hasher: Hasher, enforcer: Enforcer | None = None) -> WALRecorder:
         """A recorder for a :class:`~distillguard.gateway.config.GatewayConfig` (its store, WAL and batching)."""
         # one DuckDB thread: batched appends gain nothing from a second, and the proxy needs that core
-        store = DuckDBStore(config.store_path, threads=1)
+        open_store = functools.partial(DuckDBStore, config.store_path, threads=1)
+        store = open_store()
         try:
             return cls(
                 config.wal_dir, store, hasher, enforcer=enforcer, keep_text=config.keep_text,
                 flush_batch=config.flush_batch, flush_interval_s=config.flush_interval_s,
                 fsync_interval_s=config.wal_fsync_interval_s, segment_bytes=config.wal_segment_bytes,
+                open_store=open_store,
             )  # fmt: skip
         except BaseException:
             store.close()
@@ -129,15 +171,32 @@ class WALRecorder(Recorder):
         """
         extra = extra or {}
         try:
-            position = self.wal.append_record(orjson.dumps({"e": event, "x": extra}), sync=self._sync_each)
+            payload = orjson.dumps({"e": event, "x": extra})
+            with self._lock:  # so that the queue holds records in WAL order, which dropping relies on
+                position = self.wal.append_record(payload, sync=self._sync_each)
+                self._queue.append((position, time.monotonic(), event, extra))
+                self._drop_beyond_bound()
+                queued = len(self._queue)
         except (OSError, TypeError) as exc:  # served already: count it, never fail the request over it
             self.append_failures.failed(exc)
             return
         if self.append_failures.failing:
             self.append_failures.recovered()
-        self._queue.append((position, time.monotonic(), event, extra))
-        if len(self._queue) >= self.flush_batch:
+        if queued >= self.flush_batch:
             self._wake.set()
+
+    def _drop_beyond_bound(self) -> None:
+        """Drop the oldest queued records beyond ``max_queued_records`` (called with ``_lock`` held).
+
+        They are in the WAL already, and stay there until stored: :meth:`_store_dropped` re-reads them,
+        so a store that fails for hours costs disk, not memory.  The queue is in WAL order, so what was
+        dropped is always the WAL's records from ``_dropped_from`` up to the oldest one still queued.
+        """
+        queue = self._queue
+        while len(queue) > self.max_queued_records:
+            position, queued_at, _, _ = queue.popleft()
+            if self._dropped_from is None:
+                self._dropped_from, self._dropped_since = position, queued_at
 
     # ------------------------------------------------------------ lifecycle
 
@@ -179,7 +238,12 @@ class WALRecorder(Recorder):
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self._flush_all(drain=True)
+        if self._reopen_at is not None:
+            self._reopen_store()
+        if self._reopen_at is None:
+            self._flush_all(drain=True)
+        else:  # its segments stay on disk: the next start replays them
+            log.error("closing with the store unusable; %d records stay in the write-ahead file", self.pending)
         self.wal.close()
 
     @property
@@ -190,6 +254,8 @@ class WALRecorder(Recorder):
     @property
     def lag_s(self) -> float:
         """Age of the oldest record not yet in the store (0 when none)."""
+        if self._dropped_from is not None:  # until all dropped ones are stored: an upper bound
+            return time.monotonic() - self._dropped_since
         try:
             return time.monotonic() - self._queue[0][1]
         except IndexError:
@@ -206,19 +272,60 @@ class WALRecorder(Recorder):
             self._wake.clear()
             try:
                 self.wal.sync()
-                now = time.monotonic()
-                if len(self._queue) >= self.flush_batch or (self._queue and now - last_flush >= self.flush_interval_s):
-                    last_flush = now
-                    self._flush_all()
+                # before storing, which may fail: while the store is down the WAL still rotates (dropped
+                # records are re-read a segment at a time) and its size on disk is still reported
                 self.wal.rotate_if_large()
+                now = time.monotonic()
                 if now - measured_at >= 1.0:
                     measured_at = now
                     self.wal_bytes = self.wal.disk_bytes()
+                if self._reopen_at is not None and now >= self._reopen_at:
+                    self._reopen_store()
+                if self._reopen_at is None and (
+                    len(self._queue) >= self.flush_batch or (self._queue and now - last_flush >= self.flush_interval_s)
+                ):
+                    last_flush = now
+                    self._flush_all()
+                    self._reopen_delay_s = REOPEN_DELAY_S  # the store works: a later invalidation starts afresh
             except Exception as exc:  # keep recording: the records stay in the WAL and are retried / replayed
-                log.exception("recorder flush failed; retrying")
                 self.store_errors += 1
                 self.last_store_error = repr(exc)
-                time.sleep(min(1.0, self.flush_interval_s))
+                if store_invalidated(exc):  # every retry through this connection would fail: open a new one
+                    log.error("the store's connection was invalidated by a fatal DuckDB error (%r); reopening it in %.2f s",
+                              exc, self._reopen_delay_s)  # fmt: skip
+                    self._schedule_reopen()
+                else:
+                    log.exception("recorder flush failed; retrying")
+                    time.sleep(min(1.0, self.flush_interval_s))
+
+    def _schedule_reopen(self) -> None:
+        self._reopen_at = time.monotonic() + self._reopen_delay_s
+        self._reopen_delay_s = min(2 * self._reopen_delay_s, REOPEN_DELAY_MAX_S)
+
+    def _reopen_store(self) -> None:
+        """Close the invalidated store and open its file again; when that fails, try again after a back-off.
+
+        The batch that met the fatal error was given back to the queue (or joined the dropped range):
+        the next flush stores it through the new connection, so nothing is lost.
+        """
+        try:
+            # frees the invalidated database instance: while a connection to it is open, connecting to
+            # the same file in this process would return that instance again
+            self.store.close()
+        except Exception:
+            log.exception("closing the invalidated store failed")
+        try:
+            store = self._open_store()
+        except Exception as exc:
+            self.store_errors += 1
+            self.last_store_error = repr(exc)
+            log.error("reopening the store failed (%r); trying again in %.2f s", exc, self._reopen_delay_s)
+            self._schedule_reopen()
+            return
+        self.store = self.sink.store = store
+        self.store_reopens += 1
+        self._reopen_at = None
+        log.warning("the store was reopened after a fatal DuckDB error; storing resumes from the write-ahead file")
 
     def _flush_all(self, *, drain: bool = False) -> None:
         """Store the records queued when called (``drain``: until the queue is empty, for close).
@@ -228,23 +335,101 @@ class WALRecorder(Recorder):
         """
         queue = self._queue
         left = None if drain else len(queue)
-        while queue and (left is None or left > 0):
+        dropped_passes = 0
+        while left is None or left > 0:
+            if self._dropped_from is not None:  # older than every queued record: they go first
+                if dropped_passes and left is not None:
+                    return  # more were dropped meanwhile (the store is behind): the next flush goes on
+                dropped_passes += 1
+                self._store_dropped()
+                continue
             take = self.flush_batch if left is None else min(self.flush_batch, left)
-            items = []
-            while queue and len(items) < take:
-                items.append(queue.popleft())
+            with self._lock:
+                if self._dropped_from is not None:  # record() dropped some since the check above
+                    continue
+                items = [queue.popleft() for _ in range(min(take, len(queue)))]
+            if not items:
+                return
             if left is not None:
                 left -= len(items)
             try:
                 self.sink.write([(ev, x) for _, _, ev, x in items], positions=[p._asdict() for p, *_ in items])
             except Exception:
-                queue.extendleft(reversed(items))  # back in front, in order: retried next tick
+                self._give_back(items)
                 raise
-            per_segment: dict[int, int] = {}
-            for (seq, _), *_ in items:
-                per_segment[seq] = per_segment.get(seq, 0) + 1
-            self.wal.committed(per_segment)
-            self.committed_total += len(items)
+            self._committed([p for p, *_ in items])
+
+    def _give_back(self, items: list[tuple[RecordPosition, float, RawEvent, dict[str, Any]]]) -> None:
+        """Return a batch that failed to the front of the queue, in order: retried next tick."""
+        with self._lock:
+            if self._dropped_from is None:
+                self._queue.extendleft(reversed(items))
+                self._drop_beyond_bound()
+            else:  # record() dropped the records right after these meanwhile: these join them, in the WAL
+                self._dropped_from, self._dropped_since = items[0][0], items[0][1]
+
+    def _committed(self, positions: list[RecordPosition]) -> None:
+        """Tell the WAL these records are done with (stored or quarantined)."""
+        per_segment: dict[int, int] = {}
+        for seq, _ in positions:
+            per_segment[seq] = per_segment.get(seq, 0) + 1
+        self.wal.committed(per_segment)
+        self.committed_total += len(positions)
+
+    def _store_dropped(self) -> None:
+        """Store the records dropped from memory, re-read from the WAL in batches (one pass: the ones
+        dropped while it runs are left for the next).  Raises as a flush does; what it stored stays done."""
+        with self._lock:
+            start = self._dropped_from
+            # not empty: records are dropped only beyond max_queued_records (>= 1), and the queue is not
+            # taken from while dropped ones wait
+            end = self._queue[0][0]
+        if start is None:
+            return
+        batch: list[tuple[RawEvent, dict[str, Any]]] = []
+        batch_positions: list[dict[str, Any]] = []
+        unreadable: list[dict[str, Any]] = []
+        positions: list[RecordPosition] = []  # of all these records, stored or set aside, in order
+        for position, payload in self._read_wal(start, end):
+            where = position._asdict()
+            record, unusable = decode_record(payload, where)
+            if record is None:
+                unreadable.append(unusable)
+            else:
+                batch.append(record)
+                batch_positions.append(where)
+            positions.append(position)
+            if len(positions) >= self.flush_batch:
+                self._store_reread(batch, batch_positions, unreadable, positions)
+                batch, batch_positions, unreadable, positions = [], [], [], []
+        self._store_reread(batch, batch_positions, unreadable, positions)
+        with self._lock:  # done up to end: any dropped meanwhile lie between end and the oldest queued now
+            self._dropped_from = None if self._queue[0][0] == end else end
+
+    def _store_reread(self, batch: list[tuple[RawEvent, dict[str, Any]]], batch_positions: list[dict[str, Any]],
+                      unreadable: list[dict[str, Any]], positions: list[RecordPosition]) -> None:  # fmt: skip
+        if not positions:
+            return
+        self.sink.write(batch, positions=batch_positions)
+        if unreadable:  # after the write: a retried batch must not set them aside twice
+            self.sink.quarantine(unreadable)
+        self._committed(positions)
+        last = positions[-1]
+        with self._lock:  # no record lies between the last one done and the position just after it
+            self._dropped_from = RecordPosition(last.segment, last.offset + 1)
+
+    def _read_wal(self, start: RecordPosition, end: RecordPosition) -> Iterator[tuple[RecordPosition, bytes]]:
+        """The records this run wrote from ``start`` up to ``end`` (excluded), in order, from the segment files."""
+        for seq in range(start.segment, end.segment + 1):
+            path = self.wal.directory / segment_name(seq)
+            if not path.exists():  # one that holds no record (only a torn write) is deleted once closed
+                continue
+            for offset, payload in read_segment_at(path):
+                position = RecordPosition(seq, offset)
+                if position >= end:
+                    return
+                if position >= start:
+                    yield position, payload
 
     def status(self) -> dict[str, Any]:
         """Recording's state and counters (see :meth:`~distillguard.gateway.types.Recorder.status`)."""
@@ -254,7 +439,8 @@ class WALRecorder(Recorder):
             "pending_records": self.pending, "lag_s": round(self.lag_s, 3),
             "committed_records": self.committed_total, "batches": sink.batches_total,
             "quarantined_records": sink.quarantined_total, "store_errors": self.store_errors,
-            "last_store_error": self.last_store_error, "wal_bytes": self.wal_bytes, **self.append_failures.status(),
+            "last_store_error": self.last_store_error, "store_reopens": self.store_reopens, "wal_bytes": self.wal_bytes,
+            **self.append_failures.status(),
         }  # fmt: skip
 
     @property
