@@ -216,3 +216,19 @@ class FullDisk:
             return real_write(fd, data)
 
         monkeypatch.setattr(wal_module.os, "write", write)
+
+
+def fail_insert_once_on(monkeypatch: Any, event_id: str, exc: BaseException) -> None:
+    """The sink's first insert of rows holding ``event_id`` raises ``exc``; every other insert goes through."""
+    import distillguard.gateway.sink as sink_module
+
+    real_insert = sink_module.insert_new
+    failures = iter([exc])
+
+    def insert(con: Any, table: str, rows: pa.Table, key: str) -> Any:
+        if event_id in rows.column("event_id").to_pylist():
+            for failure in failures:
+                raise failure
+        return real_insert(con, table, rows, key)
+
+    monkeypatch.setattr(sink_module, "insert_new", insert)

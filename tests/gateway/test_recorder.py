@@ -14,7 +14,7 @@ from distillguard.errors import InputError
 from distillguard.gateway.recorder import WALRecorder
 from distillguard.privacy import Hasher
 from distillguard.store.duckdb import DuckDBStore
-from tests.gateway.factories import FullDisk, ScriptedEnforcer
+from tests.gateway.factories import FullDisk, ScriptedEnforcer, fail_insert_once_on
 
 
 def raw_event(i: int, account: str = "acct-1") -> dict:
@@ -143,16 +143,8 @@ def test_a_record_quarantined_before_a_store_failure_is_quarantined_and_counted_
     rec = WALRecorder(tmp_path / "wal", store, Hasher(b"k"))  # not started: flushed by hand
     for i in range(4):
         rec.record(raw_event(i), {"http_status": "bad"} if i == 2 else {})
-    real_insert = sink_module.insert_new
-    failures = iter([duckdb.IOException("IO Error: No space left on device")])
-
-    def full_disk_once_on_e3(con, table, rows, key):  # after the split has set e2 aside
-        if "e3" in rows.column("event_id").to_pylist():
-            for exc in failures:
-                raise exc
-        return real_insert(con, table, rows, key)
-
-    monkeypatch.setattr(sink_module, "insert_new", full_disk_once_on_e3)
+    # after the split has set e2 aside, the disk is full once
+    fail_insert_once_on(monkeypatch, "e3", duckdb.IOException("IO Error: No space left on device"))
     with pytest.raises(duckdb.IOException):
         rec._flush_all()
     rec._flush_all()

@@ -20,7 +20,7 @@ from distillguard.gateway.wal import WriteAheadLog
 from distillguard.gateway.worker import RecordingWorker, open_store
 from distillguard.privacy import Hasher
 from distillguard.store.duckdb import DuckDBStore
-from tests.gateway.factories import store_locked_by_another_process
+from tests.gateway.factories import fail_insert_once_on, store_locked_by_another_process
 from tests.gateway.test_recorder import raw_event
 
 
@@ -141,16 +141,8 @@ def test_a_record_quarantined_before_a_store_failure_is_not_quarantined_again_by
         append(wal, raw_event(i), {"http_status": "bad"} if i == 2 else {})
     sent: list = []
     w = worker(tmp_path, wal, sent)
-    real_insert = sink_module.insert_new
-    failures = iter([duckdb.IOException("IO Error: No space left on device")])
-
-    def full_disk_once_on_e3(con, table, rows, key):
-        if "e3" in rows.column("event_id").to_pylist():
-            for exc in failures:
-                raise exc
-        return real_insert(con, table, rows, key)
-
-    monkeypatch.setattr(sink_module, "insert_new", full_disk_once_on_e3)
+    # after the split has set e2 aside, the disk is full once
+    fail_insert_once_on(monkeypatch, "e3", duckdb.IOException("IO Error: No space left on device"))
     with pytest.raises(duckdb.IOException):
         w.step(flush=True)
     assert sent == []  # nothing reported done: the whole batch is retried
