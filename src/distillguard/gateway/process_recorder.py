@@ -88,9 +88,9 @@ class WorkerSettings:
     keep_text: bool = False
     flush_batch: int = 1024
     flush_interval_s: float = 1.0
-    online: dict[str, Any] | None = None  # enforcer options (enforcement.enforcer_options) when scoring online
-    redis_url: str | None = None  # online risk records go straight to this Redis (else back over the pipe)
-    redis_prefix: str = "dg:"
+    # enforcer options (enforcement.enforcer_options) when scoring online; with their redis_url set the
+    # risk records go straight to that Redis (under redis_prefix), else back over the pipe
+    online: dict[str, Any] | None = None
     nice: int = 10
     stats_interval_s: float = 1.0
 
@@ -160,7 +160,8 @@ class ProcessRecorder(Recorder):
     """WAL appends here, everything else in a supervised worker process (see the module docstring).
 
     ``risk``: where the worker's online risk records are applied (the enforcer's risk table; not
-    needed with ``redis_url``).  ``online``: the enforcer options when online scoring is on, else None.
+    needed when ``online`` has a ``redis_url``: the worker writes there).  ``online``: the enforcer
+    options when online scoring is on, else None.
     """
 
     #: the worker's command line after the interpreter (the socket's descriptor is appended)
@@ -174,8 +175,6 @@ class ProcessRecorder(Recorder):
         *,
         risk: RiskTable | None = None,
         online: dict[str, Any] | None = None,
-        redis_url: str | None = None,
-        redis_prefix: str = "dg:",
         keep_text: bool = False,
         flush_batch: int = 1024,
         flush_interval_s: float = 1.0,
@@ -188,7 +187,7 @@ class ProcessRecorder(Recorder):
         self.wal = WriteAheadLog(wal_dir, segment_bytes)
         self.settings = WorkerSettings(
             str(wal_dir), str(store_path), hasher, self.wal.first_seq, keep_text=keep_text, flush_batch=flush_batch,
-            flush_interval_s=flush_interval_s, online=online, redis_url=redis_url, redis_prefix=redis_prefix, nice=nice,
+            flush_interval_s=flush_interval_s, online=online, nice=nice,
         )  # fmt: skip
         self._sync_each = fsync_interval_s <= 0
         self._tick = fsync_interval_s if fsync_interval_s > 0 else 0.05
@@ -215,9 +214,8 @@ class ProcessRecorder(Recorder):
     def from_config(cls, config: Any, hasher: Hasher, risk: RiskTable | None, online: dict[str, Any] | None) -> ProcessRecorder:
         """A recorder for a :class:`~distillguard.gateway.config.GatewayConfig` (its store, WAL, batching)."""
         return cls(
-            config.wal_dir, config.store_path, hasher, risk=risk, online=online, redis_url=(online or {}).get("redis_url"),
-            redis_prefix=(online or {}).get("redis_prefix", "dg:"), keep_text=config.keep_text, flush_batch=config.flush_batch,
-            flush_interval_s=config.flush_interval_s, fsync_interval_s=config.wal_fsync_interval_s,
+            config.wal_dir, config.store_path, hasher, risk=risk, online=online, keep_text=config.keep_text,
+            flush_batch=config.flush_batch, flush_interval_s=config.flush_interval_s, fsync_interval_s=config.wal_fsync_interval_s,
             segment_bytes=config.wal_segment_bytes, nice=config.worker_nice,
         )  # fmt: skip
 

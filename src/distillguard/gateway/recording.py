@@ -43,30 +43,26 @@ def open_recording(config: Any) -> tuple[Hasher, Enforcer, Recorder, Callable[[]
         log.warning("no hashing secret configured ($DISTILLGUARD_SECRET or secret_file): using the demo secret")
     in_process = not getattr(config, "recorder_process", True)
     enforcer = build_enforcer(config, scorer_in_process=in_process)
+    recorder: Recorder
     try:
         if in_process:
             from distillguard.gateway.recorder import build_recorder
 
-            wal_recorder = build_recorder(config, hasher, enforcer)
+            recorder = build_recorder(config, hasher, enforcer)
+        else:
+            from distillguard.gateway.process_recorder import ProcessRecorder
 
-            def close() -> None:
-                wal_recorder.close()
-                enforcer.close()
-                wal_recorder.store.close()
-
-            return hasher, enforcer, wal_recorder, close
-
-        from distillguard.gateway.process_recorder import ProcessRecorder
-
-        options = enforcer_options(config)
-        recorder = ProcessRecorder.from_config(config, hasher, enforcer.state.risk, options if options["online"] else None)
-        recorder.start()
+            options = enforcer_options(config)
+            recorder = ProcessRecorder.from_config(config, hasher, enforcer.state.risk, options if options["online"] else None)
+            recorder.start()
     except BaseException:
         enforcer.close()
         raise
 
-    def close_process() -> None:
+    def close() -> None:
         recorder.close()
         enforcer.close()
+        if in_process:  # its store, closed last (the worker closes its own); read now: a fatal error reopens it
+            recorder.store.close()  # type: ignore[attr-defined]
 
-    return hasher, enforcer, recorder, close_process
+    return hasher, enforcer, recorder, close

@@ -212,10 +212,11 @@ class RecordingWorker:
             if settings.online is not None:
                 from distillguard.gateway.enforcement import build_scorer
 
-                if settings.redis_url:
+                redis_url = settings.online.get("redis_url")
+                if redis_url:
                     from distillguard.gateway.state import open_state
 
-                    self.state = open_state(settings.redis_url, prefix=settings.redis_prefix)
+                    self.state = open_state(redis_url, prefix=settings.online.get("redis_prefix", "dg:"))
                     risk: RiskTable = self.state.risk
                 else:
                     risk = PipeRiskTable(send)
