@@ -91,8 +91,9 @@ FEATURE_NAMES = tuple(f.name for f in FEATURES)
 FEATURE_BY_NAME = {f.name: f for f in FEATURES}
 
 _EXPLODE = {"duckdb": "unnest", "spark": "explode"}
-#: A number unique to each row of one scan: near-duplicate counting groups 8 band rows per event by it
-#: instead of by the event_id string (a third less time, and less to spill past the memory limit)
+#: A number unique to each row of one scan: near-duplicate counting numbers events and accounts with it
+#: and joins and groups 8 band rows per event on integers, not on event_id and account_id strings
+#: (the account feature query 4.9 -> 2.2 s on 1M events at a 1 GB memory limit: far less to spill)
 _ROW_NUMBER = {"duckdb": "row_number() OVER ()", "spark": "monotonically_increasing_id()"}
 
 
@@ -179,14 +180,17 @@ suffix AS (
   FROM (SELECT account_id, count(*) AS c FROM {events} e WHERE template_suffix_hash <> 0 GROUP BY account_id, template_suffix_hash) q
   GROUP BY account_id
 ),
+acct_n AS (SELECT account_id, {row_number} AS aid FROM (SELECT DISTINCT account_id FROM {events} e) q),
 bands AS (
-  SELECT account_id, row_n, {explode}(minhash_bands) AS band FROM (SELECT account_id, {row_number} AS row_n, minhash_bands FROM {events} e) q
+  SELECT a.aid, q.row_n, {explode}(q.minhash_bands) AS band
+  FROM (SELECT account_id, {row_number} AS row_n, minhash_bands FROM {events} e) q JOIN acct_n a ON q.account_id = a.account_id
 ),
-band_counts AS (SELECT account_id, band, count(*) AS c FROM bands GROUP BY account_id, band),
+band_counts AS (SELECT aid, band, count(*) AS c FROM bands GROUP BY aid, band),
 near_dup AS (
-  SELECT b.account_id, count(DISTINCT b.row_n) AS near_dup_n
-  FROM bands b JOIN band_counts bc ON b.account_id = bc.account_id AND b.band = bc.band
-  WHERE bc.c > 1 GROUP BY b.account_id
+  SELECT a.account_id, nd.near_dup_n FROM acct_n a JOIN (
+    SELECT b.aid, count(DISTINCT b.row_n) AS near_dup_n
+    FROM bands b JOIN band_counts bc ON b.aid = bc.aid AND b.band = bc.band
+    WHERE bc.c > 1 GROUP BY b.aid) nd ON a.aid = nd.aid
 ),
 new_model AS (
   SELECT e.account_id,
