@@ -61,8 +61,8 @@ from distillguard.findings import Evidence
 from distillguard.schema import EVENT_SCHEMA
 from distillguard.sequential import INDICATORS, SequentialTest
 from distillguard.store.base import EventStore
+from distillguard.subaccount_ids import SEPARATOR, parent_of, sub_account_id  # noqa: F401 - re-exported
 
-SEPARATOR = "#eu:"
 #: Features computed relative to other accounts; a sub-account inherits its parent's value.
 PARENT_FEATURES = ("ip_prefix_accounts",)
 
@@ -112,14 +112,6 @@ class SubAccountFinding:
             if d[k] is not None:
                 d[k] = round(float(d[k]), 6)
         return d
-
-
-def sub_account_id(account_id: str, end_user_hash: int | None) -> str:
-    return f"{account_id}{SEPARATOR}{'none' if end_user_hash is None else end_user_hash}"
-
-
-def parent_of(sub_id: str) -> str:
-    return sub_id.rsplit(SEPARATOR, 1)[0]  # the end-user part never holds it; an account id may
 
 
 def _events_until(until: float | None) -> str:

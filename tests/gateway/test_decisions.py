@@ -14,6 +14,8 @@ from distillguard.gateway.enforcement import build_enforcer
 from distillguard.gateway.state import CLUSTER, SCAN, MemoryState
 from distillguard.gateway.types import Action, RequestInfo
 from distillguard.linking import ClusterFinding
+from distillguard.privacy import Hasher
+from distillguard.subaccounts import SubAccountFinding, end_user_evidence, sub_account_id
 
 
 def write_scan(out, findings, clusters=(), threshold=0.65):
@@ -83,3 +85,62 @@ def test_bad_scan_directories_are_named(tmp_path):
     (tmp_path / "accounts.jsonl").write_text("{oops\n")
     with pytest.raises(InputError, match=r"accounts.jsonl:1"):
         load_scan_decisions(tmp_path, MemoryState().risk)
+
+
+def reseller_scan(tmp_path, hasher):
+    """A reseller whose scan score was lifted to its one harvesting end user's ("mallory"); on its
+    own (``detector_scores["cluster"]``) it is unremarkable."""
+    coercion = Evidence("rules", "Reasoning-trace coercion", "88% of prompts ask for the reasoning", 0.8, "reasoning_trace_coercion")
+    mallory = SubAccountFinding(
+        "reseller-1", str(hasher.hash("mallory")), 0.97, True, n_events=120, share=0.04, evidence=[coercion],
+        flagged_by="sequential test",
+    )  # fmt: skip
+    reseller = AccountFinding(
+        "reseller-1", 0.97, True, n_events=3000, detector_scores={"rules": 0.1, "cluster": 0.12, "end_users": 0.97},
+        evidence=[end_user_evidence([mallory])], flagged_end_users=[mallory.to_dict()],
+    )  # fmt: skip
+    return write_scan(tmp_path / "scan", [reseller, AccountFinding("chat-1", 0.01, False, n_events=9)])
+
+
+def test_flagged_end_users_become_risk_records_of_their_own(tmp_path):
+    hasher = Hasher(b"scan-secret")
+    state = MemoryState()
+    loaded = load_scan_decisions(reseller_scan(tmp_path, hasher), state.risk)
+    assert (loaded.n_accounts, loaded.n_end_users, loaded.n_flagged_end_users) == (2, 1, 1)
+    mallory = state.risk.get(SCAN, sub_account_id("reseller-1", hasher.hash("mallory")))
+    assert mallory["flagged"] and mallory["score"] == 0.97 and mallory["rule_ids"] == ["reasoning_trace_coercion"]
+    assert mallory["evidence"] == ["Reasoning-trace coercion"] and mallory["extra"]["flagged_by"] == "sequential test"
+    # the reseller keeps its own score: the lift came from one end user, who now has a record of its own
+    reseller = state.risk.get(SCAN, "reseller-1")
+    assert reseller["score"] == 0.12 and not reseller["flagged"] and reseller["extra"]["end_user_score"] == 0.97
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_the_gateway_acts_on_one_end_user_and_spares_the_resellers_others(tmp_path, backend, request):
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"scan-secret")
+    hasher = Hasher(b"scan-secret")
+    state = {}  # memory: build_enforcer's default
+    if backend == "redis":
+        state = {"redis_url": request.getfixturevalue("redis_url"), "redis_prefix": request.getfixturevalue("redis_prefix")}
+    enforcer = build_enforcer(decisions_dir=str(reseller_scan(tmp_path, hasher)), online=False, secret_file=str(secret), **state)
+
+    def decide(end_user=None, tokens=3000):
+        info = RequestInfo("reseller-1", "/v1/chat/completions", {"logprobs": True}, end_user=end_user, est_tokens=tokens)
+        return asyncio.run(enforcer.decide(info))
+
+    mallory_id = sub_account_id("reseller-1", hasher.hash("mallory"))
+    first = decide("mallory")
+    assert first.policy_rule == "throttle-flagged-account" and Action.STRIP_LOGPROBS in first.actions and not first.refuses
+    assert first.account_id == "reseller-1" and first.sub_account_id == mallory_id
+    assert f"end user {hasher.hash('mallory')} of account reseller-1 score 0.97" in first.reason
+    drained = [decide("mallory") for _ in range(3)]
+    assert drained[-1].refuses and drained[-1].status == 429 and "tokens bucket (end_user) empty" in drained[-1].reason
+    # the reseller's other end users, and its requests without one, are judged on the reseller's own score
+    for other in ("alice", "bob", None):
+        assert decide(other, tokens=8000).actions == (Action.ALLOW,)
+    log = enforcer.decisions(account_id="reseller-1")
+    assert log and all(d["sub_account_id"] == mallory_id for d in log)
+    assert enforcer.account_risk(mallory_id)["buckets"]["throttle-flagged-account/end_user"]["level"] < 3000
+    assert enforcer.account_risk("reseller-1")["buckets"]["throttle-flagged-account/account"]["level"] == 8000
+    enforcer.close()

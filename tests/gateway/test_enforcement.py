@@ -16,6 +16,8 @@ from distillguard.gateway.policy import Policy
 from distillguard.gateway.state import CLUSTER, ONLINE, SCAN, MemoryState
 from distillguard.gateway.state.redis import RedisState
 from distillguard.gateway.types import Action, RequestInfo
+from distillguard.privacy import Hasher
+from distillguard.subaccount_ids import sub_account_id
 
 THROTTLE = {
     "rules": [
@@ -26,8 +28,8 @@ THROTTLE = {
 }  # fmt: skip
 
 
-def request(account, tokens=1000, **body):
-    return RequestInfo(account, "/v1/chat/completions", body, est_tokens=tokens)
+def request(account, tokens=1000, end_user=None, **body):
+    return RequestInfo(account, "/v1/chat/completions", body, end_user=end_user, est_tokens=tokens)
 
 
 def run(enforcer, *requests):
@@ -126,6 +128,24 @@ def test_decision_log_is_bounded_and_skips_plain_allows():
     assert enforcer.decisions(limit=2, account_id="nobody") == []
 
 
+def test_an_end_users_record_decides_for_it_and_the_accounts_for_the_rest():
+    hasher = Hasher(b"k")
+    state = MemoryState()
+    mallory = sub_account_id("reseller", hasher.hash("mallory"))
+    state.risk.put(SCAN, mallory, {"score": 0.95, "flagged": True})
+    state.risk.put(SCAN, "reseller", {"score": 0.4})
+    enforcer = PolicyEnforcer(Policy.from_dict(THROTTLE), state, online=False, hasher=hasher)
+    hit, other, anonymous = run(enforcer, request("reseller", 2500, "mallory"), request("reseller", 2500, "alice"), request("reseller", 2500))
+    assert hit.policy_rule == "throttle-flagged" and hit.sub_account_id == mallory and hit.score == 0.95
+    assert other.policy_rule == anonymous.policy_rule == "watch" and other.sub_account_id is None and other.score == 0.4
+    assert run(enforcer, request("reseller", 2500, "mallory"))[0].refuses  # its own bucket, 3,000 deep
+    assert not run(enforcer, request("reseller", 2500, "alice"))[0].refuses
+    enforcer.set_override(mallory, Action.ALLOW, "false positive, confirmed with the reseller")
+    assert run(enforcer, request("reseller", 2500, "mallory"))[0].actions == (Action.ALLOW,)
+    enforcer.set_override("reseller", Action.BLOCK, "reseller terminated")  # the account's override covers every end user
+    assert all(d.status == 403 for d in run(enforcer, request("reseller", 1, "mallory"), request("reseller", 1, "alice")))
+
+
 def _per_call_us(enforcer, req, n=3000):
     async def go():
         for _ in range(200):
@@ -145,8 +165,9 @@ def test_decide_is_a_lookup_in_process():
     enforcer = PolicyEnforcer(Policy.from_dict(big), state, online=False)
     unknown_us = _per_call_us(enforcer, request("cold"))
     throttle_us = _per_call_us(enforcer, request("hot"))
-    print(f"in-process decide: {unknown_us:.1f} us unknown account, {throttle_us:.1f} us throttle rule")
-    assert unknown_us < 100 and throttle_us < 200  # generous: a shared 2-core machine; typical is ~5 / ~15 us
+    end_user_us = _per_call_us(enforcer, request("cold", end_user="someone"))  # one more lookup, hash cached
+    print(f"in-process decide: {unknown_us:.1f} us unknown account, {throttle_us:.1f} us throttle rule, {end_user_us:.1f} us with an end user")
+    assert unknown_us < 100 and throttle_us < 200 and end_user_us < 150  # generous: a shared 2-core machine; typical is ~5 / ~15 / ~8 us
 
 
 @pytest.fixture

@@ -2,8 +2,9 @@
 
 An analyst runs ``distillguard scan logs/ --out scan/``, then points the gateway at ``scan/``
 (``decisions_from``) or calls :func:`load_scan_decisions`: every account becomes a ``scan`` risk
-record (score, flag, cluster, fired rule ids, evidence titles) and every cluster a ``cluster``
-record, which the policy matches like online risk.  Records expire after ``ttl_s`` (a scan is a
+record (score, flag, cluster, fired rule ids, evidence titles), every flagged end user of a shared
+account one keyed by its sub-account id (``<account>#eu:<end-user hash>``), and every cluster a
+``cluster`` record, which the policy matches like online risk.  Records expire after ``ttl_s`` (a scan is a
 snapshot; load a newer one to refresh) and a later load replaces earlier records of the same ids.
 
 Example:
@@ -26,6 +27,7 @@ from distillguard.errors import InputError
 from distillguard.findings import FINDINGS_SCHEMA_VERSION
 from distillguard.gateway.risk import RiskRecord
 from distillguard.gateway.state.base import CLUSTER, SCAN, RiskTable
+from distillguard.subaccount_ids import sub_account_id
 from distillguard.types import PathArg
 
 #: Scan records live a week unless told otherwise: long enough for a weekly scan cadence.
@@ -44,6 +46,8 @@ class LoadedScan:
     n_clusters: int
     n_flagged_clusters: int
     threshold: float | None
+    n_end_users: int = 0  # end users inside shared accounts, keyed by sub-account id
+    n_flagged_end_users: int = 0
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -64,14 +68,49 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def account_record(row: dict[str, Any], *, threshold: float | None, now: float) -> RiskRecord:
-    """One ``accounts.jsonl`` row as a scan risk record."""
+    """One ``accounts.jsonl`` row as a scan risk record.
+
+    A shared account's scan score is lifted to its top harvesting end user's; each of those end
+    users gets a record of its own (:func:`end_user_records`), so the account's record carries the
+    score it has without them (``detector_scores["cluster"]``: its own, or its bound cluster's),
+    and the gateway's policy does not fall on the reseller's other end users.  The lifted score is
+    kept in ``extra["end_user_score"]``.
+    """
     evidence = row.get("evidence") or []
+    score, flagged, extra = float(row["score"]), bool(row["flagged"]), {}
+    unlifted = (row.get("detector_scores") or {}).get("cluster")
+    if row.get("flagged_end_users") and unlifted is not None:
+        extra["end_user_score"] = score
+        score = min(score, float(unlifted))
+        flagged = score >= threshold if threshold is not None else flagged
     return RiskRecord(
-        subject=str(row["account_id"]), score=float(row["score"]), flagged=bool(row["flagged"]), source="scan",
+        subject=str(row["account_id"]), score=score, flagged=flagged, source="scan",
         threshold=threshold, cluster_id=row.get("cluster_id"),
         rule_ids=tuple(dict.fromkeys(e["rule_id"] for e in evidence if e.get("rule_id"))),
         evidence=tuple(_title(e) for e in evidence[:MAX_EVIDENCE]), n_events=int(row.get("n_events") or 0), updated_at=now,
+        extra=extra,
     )  # fmt: skip
+
+
+def end_user_records(row: dict[str, Any], *, threshold: float | None, now: float) -> list[RiskRecord]:
+    """The ``flagged_end_users`` of one ``accounts.jsonl`` row as scan risk records keyed by sub-account id.
+
+    The id-less group (``end_user`` ``none``) is left out: a request without an end-user id is
+    judged on its account's record.
+    """
+    records = []
+    for sub in row.get("flagged_end_users") or ():
+        if str(sub.get("end_user")) == "none":
+            continue
+        evidence = sub.get("evidence") or []
+        records.append(RiskRecord(
+            subject=sub_account_id(str(row["account_id"]), str(sub["end_user"])), score=float(sub["score"]),
+            flagged=bool(sub["flagged"]), source="scan", threshold=threshold,
+            rule_ids=tuple(dict.fromkeys(e["rule_id"] for e in evidence if e.get("rule_id"))),
+            evidence=tuple(_title(e) for e in evidence[:MAX_EVIDENCE]), n_events=int(sub.get("n_events") or 0),
+            updated_at=now, extra={"account_id": str(row["account_id"]), "flagged_by": sub.get("flagged_by")},
+        ))  # fmt: skip
+    return records
 
 
 def _title(evidence: Any) -> str:
@@ -100,12 +139,15 @@ def load_scan_decisions(scan_dir: PathArg, risk: RiskTable, *, ttl_s: float | No
     if summary_path.is_file():
         threshold = orjson.loads(summary_path.read_bytes()).get("threshold")
     now = time.time()
-    accounts = [account_record(r, threshold=threshold, now=now) for r in _read_jsonl(accounts_path) if float(r["score"]) >= min_score]
+    rows = _read_jsonl(accounts_path)
+    accounts = [account_record(r, threshold=threshold, now=now) for r in rows if float(r["score"]) >= min_score]
+    end_users = [s for r in rows for s in end_user_records(r, threshold=threshold, now=now) if s.score >= min_score]
     clusters_path = out / "clusters.jsonl"
     clusters = [cluster_record(r, threshold=threshold, now=now) for r in _read_jsonl(clusters_path)] if clusters_path.is_file() else []
     # clusters first: an account record naming a cluster should find it there
     risk.put_many(CLUSTER, {c.subject: c.to_dict() for c in clusters}, ttl_s)
-    risk.put_many(SCAN, {a.subject: a.to_dict() for a in accounts}, ttl_s)
+    risk.put_many(SCAN, {a.subject: a.to_dict() for a in accounts + end_users}, ttl_s)
     return LoadedScan(
-        str(out), len(accounts), sum(a.flagged for a in accounts), len(clusters), sum(c.flagged for c in clusters), threshold
+        str(out), len(accounts), sum(a.flagged for a in accounts), len(clusters), sum(c.flagged for c in clusters), threshold,
+        len(end_users), sum(e.flagged for e in end_users),
     )

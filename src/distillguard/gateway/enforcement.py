@@ -39,6 +39,8 @@ from distillguard.gateway.risk import RiskView, risk_view
 from distillguard.gateway.state import CLUSTER, OVERRIDE, State, open_state
 from distillguard.gateway.state.base import AccountView
 from distillguard.gateway.types import Action, Decision, Enforcer, EnforcerAdmin, RequestInfo
+from distillguard.privacy import Hasher
+from distillguard.subaccount_ids import end_user_of, sub_account_id
 
 if TYPE_CHECKING:  # the scorer (DuckDB, pandas, the detectors) loads only where it runs
     from distillguard.gateway.online import OnlineScorer
@@ -61,7 +63,8 @@ class PolicyEnforcer(Enforcer, EnforcerAdmin):
     :class:`OnlineScorer` writing to ``state`` (built with defaults when ``online`` and none is given;
     its thread starts here).  ``cache_ttl_s``: how long a replica reuses an account's records read
     from shared state (default 1 s with Redis, 0 in process); a change made on another replica takes
-    effect within it.
+    effect within it.  ``hasher``: the deployment's keyed hasher (the one the scan's ingest used;
+    default :meth:`Hasher.from_config`), for end users' sub-account ids.
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class PolicyEnforcer(Enforcer, EnforcerAdmin):
         cache_ttl_s: float | None = None,
         decision_log_size: int = 10_000,
         start: bool = True,
+        hasher: Hasher | None = None,
     ):
         if isinstance(policy, Policy):
             self._fixed: Policy | None = policy
@@ -86,6 +90,8 @@ class PolicyEnforcer(Enforcer, EnforcerAdmin):
 
             scorer = OnlineScorer(self.state.risk)
         self.scorer = scorer
+        # hashes a request's end-user id as the ingest does, to find its sub-account's records
+        self.hasher = hasher or Hasher.from_config()
         self.cache_ttl_s = cache_ttl_s if cache_ttl_s is not None else (1.0 if self.state.shared else 0.0)
         self._cache: dict[str, tuple[float, AccountView]] = {}
         self._log: deque[tuple[float, Decision]] = deque(maxlen=decision_log_size)
@@ -112,28 +118,40 @@ class PolicyEnforcer(Enforcer, EnforcerAdmin):
         return view
 
     async def decide(self, request: RequestInfo) -> Decision:
-        """Override, else the first matching policy rule (with its bucket take), else allow."""
+        """Override, else the first matching policy rule (with its bucket take), else allow.
+
+        A request naming an end user whose sub-account has records of its own (a flagged end user
+        of a reseller, from the scan) is judged on those, with buckets of its own; the account's
+        override still wins.  Every other request is judged on the account's records.
+        """
         stored = await self._view(request.account_id)
+        subject = request.account_id
+        if request.end_user and stored.override is None:
+            sub_id = sub_account_id(request.account_id, self.hasher.hash(request.end_user))
+            sub_stored = await self._view(sub_id)
+            if sub_stored.override is not None or sub_stored.online is not None or sub_stored.scan is not None:
+                stored, subject = sub_stored, sub_id
+        sub_id = subject if subject is not request.account_id else None
         if stored.override is not None:
-            decision = _override_decision(request.account_id, stored.override)
+            decision = _override_decision(request.account_id, stored.override, sub_id)
         else:
-            view = risk_view(request.account_id, stored)
+            view = risk_view(subject, stored)
             policy = self.policy
             rule = policy.match(view, request)
-            decision = _ALLOW if rule is None else await self._apply(rule, view, request, policy.shadow or rule.shadow)
+            decision = _ALLOW if rule is None else await self._apply(rule, view, request, policy.shadow or rule.shadow, sub_id)
         if decision.policy_rule is not None:
             self._log.append((time.time(), decision))
             for action in decision.actions:
                 self.counts[(decision.policy_rule, action.value)] += 1
         return decision
 
-    async def _apply(self, rule: PolicyRule, view: RiskView, request: RequestInfo, shadow: bool) -> Decision:
+    async def _apply(self, rule: PolicyRule, view: RiskView, request: RequestInfo, shadow: bool, sub_id: str | None) -> Decision:
         actions = list(rule.actions)
         status = retry = None
         reason = f"policy rule '{rule.name}': {view.describe()}"
         message = rule.message
         if Action.THROTTLE in actions:
-            specs = _bucket_specs(rule, request.account_id, view.cluster_id)
+            specs = _bucket_specs(rule, view.account_id, view.cluster_id)  # an end user's own buckets when it decided
             allowed, wait = (await self.state.buckets.atake_many(specs, rule.throttle.cost(request))) if specs else (True, 0.0)
             if allowed:
                 actions.remove(Action.THROTTLE)
@@ -148,7 +166,7 @@ class PolicyEnforcer(Enforcer, EnforcerAdmin):
         return Decision(
             actions=tuple(actions) or (Action.FLAG,), reason=reason, score=view.score, account_id=request.account_id,
             cluster_id=view.cluster_id, policy_rule=rule.name, shadow=shadow, status=status, retry_after_s=retry,
-            clamp=dict(rule.clamp) if Action.CLAMP in actions else {}, message=message,
+            clamp=dict(rule.clamp) if Action.CLAMP in actions else {}, message=message, sub_account_id=sub_id,
         )  # fmt: skip
 
     def observe(self, events: pa.Table) -> None:
@@ -202,7 +220,7 @@ class PolicyEnforcer(Enforcer, EnforcerAdmin):
     def decisions(self, limit: int = 100, account_id: str | None = None) -> list[dict[str, Any]]:
         out = []
         for ts, decision in reversed(self._log):
-            if account_id is None or decision.account_id == account_id:
+            if account_id is None or account_id in (decision.account_id, decision.sub_account_id):
                 out.append({**decision.to_dict(), "ts": ts})
                 if len(out) >= limit:
                     break
@@ -224,11 +242,14 @@ class PolicyEnforcer(Enforcer, EnforcerAdmin):
         self.state.close()
 
 
-def _override_decision(account_id: str, override: dict[str, Any]) -> Decision:
+def _override_decision(account_id: str, override: dict[str, Any], sub_id: str | None = None) -> Decision:
     why = f"analyst override by {override.get('by', 'admin')}: {override.get('reason', '')}".rstrip(": ")
+    if sub_id is not None:
+        why += f" (on end user {sub_id})"
     if override.get("action") == Action.BLOCK.value:
-        return Decision(actions=(Action.BLOCK,), reason=why, account_id=account_id, policy_rule=OVERRIDE_RULE, status=403, message=BLOCK_MESSAGE)
-    return Decision.allow(why, account_id=account_id, policy_rule=OVERRIDE_RULE)
+        return Decision(actions=(Action.BLOCK,), reason=why, account_id=account_id, policy_rule=OVERRIDE_RULE, status=403,
+                        message=BLOCK_MESSAGE, sub_account_id=sub_id)  # fmt: skip
+    return Decision.allow(why, account_id=account_id, policy_rule=OVERRIDE_RULE, sub_account_id=sub_id)
 
 
 def _cluster_spec(rule: PolicyRule, cluster_id: str) -> BucketSpec:
@@ -237,11 +258,16 @@ def _cluster_spec(rule: PolicyRule, cluster_id: str) -> BucketSpec:
 
 
 def _bucket_specs(rule: PolicyRule, account_id: str, cluster_id: str | None) -> list[BucketSpec]:
-    """The buckets a throttle rule takes from: per (rule, account) and per (rule, cluster) when in one."""
+    """The buckets a throttle rule takes from: per (rule, account) and per (rule, cluster) when in one.
+
+    ``account_id`` may be a sub-account id: an end user judged on its own records gets an
+    ``end_user`` bucket of the account's size, so it cannot drain the reseller's.
+    """
     t = rule.throttle
     if t is None:
         return []
-    specs = [BucketSpec(f"account:{rule.name}:{account_id}", t.account.rate, t.account.burst)] if t.account else []
+    scope = "account" if end_user_of(account_id) is None else "end_user"
+    specs = [BucketSpec(f"{scope}:{rule.name}:{account_id}", t.account.rate, t.account.burst)] if t.account else []
     if t.cluster is not None and cluster_id:
         specs.append(_cluster_spec(rule, cluster_id))
     return specs
@@ -265,6 +291,7 @@ ENFORCER_OPTIONS: dict[str, Any] = {
     "policy_check_interval_s": 2.0,
     "cache_ttl_s": None,
     "secret": None,  # accepted for GatewayConfig compatibility; hashing happens in the recorder
+    "secret_file": None,  # hashing secret (else $DISTILLGUARD_SECRET, else the demo secret): end users' sub-account ids
 }
 
 
@@ -323,10 +350,14 @@ def build_enforcer(config: Any = None, *, scorer_in_process: bool = True, **over
             from distillguard.gateway.decisions import load_scan_decisions
 
             loaded = load_scan_decisions(scan_dir, state.risk)
-            log.info("loaded scan decisions from %s: %d accounts (%d flagged), %d clusters (%d flagged)",
-                     loaded.scan_dir, loaded.n_accounts, loaded.n_flagged_accounts, loaded.n_clusters, loaded.n_flagged_clusters)  # fmt: skip
+            log.info("loaded scan decisions from %s: %d accounts (%d flagged), %d end users of shared accounts (%d flagged), "
+                     "%d clusters (%d flagged)", loaded.scan_dir, loaded.n_accounts, loaded.n_flagged_accounts,
+                     loaded.n_end_users, loaded.n_flagged_end_users, loaded.n_clusters, loaded.n_flagged_clusters)  # fmt: skip
         scorer = build_scorer(state.risk, options) if scorer_in_process else None
-        return PolicyEnforcer(watcher, state, scorer, online=scorer is not None, cache_ttl_s=options["cache_ttl_s"])
+        return PolicyEnforcer(
+            watcher, state, scorer, online=scorer is not None, cache_ttl_s=options["cache_ttl_s"],
+            hasher=Hasher.from_config(options["secret_file"]),
+        )  # fmt: skip
     except BaseException:
         state.close()
         raise

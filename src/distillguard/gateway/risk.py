@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from distillguard.gateway.state.base import AccountView, Record, cluster_of
+from distillguard.subaccount_ids import end_user_of, parent_of
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class RiskRecord:
 class RiskView:
     """What a policy rule's conditions see about the requesting account."""
 
-    account_id: str
+    account_id: str  # or a sub-account id (an end user inside a shared account)
     score: float = 0.0  # max of online and scan scores
     flagged: bool = False  # flagged online or by the scan
     scan_flagged: bool = False
@@ -71,9 +72,12 @@ class RiskView:
     known: bool = False  # any risk record exists
 
     def describe(self) -> str:
-        """``account acct-1 score 0.93 (flagged by scan); cluster c0001 score 0.97 (flagged); evidence: ...``"""
+        """``account acct-1 score 0.93 (flagged by scan); cluster c0001 score 0.97 (flagged); evidence: ...``
+        (``end user -2 of account acct-1 score ...`` for a sub-account)."""
         flags = [s for s, on in (("online", self.online_flagged), ("scan", self.scan_flagged)) if on]
-        text = f"account {self.account_id} score {self.score:.2f}" + (f" (flagged by {' and '.join(flags)})" if flags else "")
+        end_user = end_user_of(self.account_id)
+        who = f"account {self.account_id}" if end_user is None else f"end user {end_user} of account {parent_of(self.account_id)}"
+        text = f"{who} score {self.score:.2f}" + (f" (flagged by {' and '.join(flags)})" if flags else "")
         if self.cluster_id:
             text += f"; cluster {self.cluster_id} score {self.cluster_score:.2f}" + (" (flagged)" if self.cluster_flagged else "")
         if self.evidence:

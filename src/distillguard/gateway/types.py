@@ -84,6 +84,8 @@ class Decision:
     # what a refused client is told; ``reason`` (rule, score, evidence) is for operators and logs,
     # and would tell a harvester which signal gave it away.  None: fall back to ``reason``.
     message: str | None = None
+    # the end user acted on, as ``<account>#eu:<end-user hash>``, when its own risk record decided
+    sub_account_id: str | None = None
 
     @staticmethod
     def allow(reason: str = "", **kw: Any) -> Decision:
@@ -133,6 +135,7 @@ class Decision:
             "retry_after_s": self.retry_after_s,
             "clamp": dict(self.clamp),
             "message": self.message,
+            "sub_account_id": self.sub_account_id,
         }
 
 
