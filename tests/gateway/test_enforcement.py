@@ -133,7 +133,7 @@ def test_an_end_users_record_decides_for_it_and_the_accounts_for_the_rest():
     state = MemoryState()
     mallory = sub_account_id("reseller", hasher.hash("mallory"))
     state.risk.put(SCAN, mallory, {"score": 0.95, "flagged": True})
-    state.risk.put(SCAN, "reseller", {"score": 0.4})
+    state.risk.put(SCAN, "reseller", {"score": 0.4, "extra": {"flagged_end_users": 1}})  # as load_scan_decisions marks it
     enforcer = PolicyEnforcer(Policy.from_dict(THROTTLE), state, online=False, hasher=hasher)
     hit, other, anonymous = run(enforcer, request("reseller", 2500, "mallory"), request("reseller", 2500, "alice"), request("reseller", 2500))
     assert hit.policy_rule == "throttle-flagged" and hit.sub_account_id == mallory and hit.score == 0.95
@@ -144,6 +144,30 @@ def test_an_end_users_record_decides_for_it_and_the_accounts_for_the_rest():
     assert run(enforcer, request("reseller", 2500, "mallory"))[0].actions == (Action.ALLOW,)
     enforcer.set_override("reseller", Action.BLOCK, "reseller terminated")  # the account's override covers every end user
     assert all(d.status == 403 for d in run(enforcer, request("reseller", 1, "mallory"), request("reseller", 1, "alice")))
+
+
+def test_a_flagged_end_user_does_not_escape_what_holds_for_its_whole_account():
+    hasher = Hasher(b"k")
+    state = MemoryState()
+    mallory = sub_account_id("reseller", hasher.hash("mallory"))
+    state.risk.put(SCAN, mallory, {"score": 0.5, "flagged": False})  # its cluster is the account's
+    state.risk.put(SCAN, "reseller", {"score": 0.4, "cluster_id": "c1", "extra": {"flagged_end_users": 1}})
+    state.risk.put(CLUSTER, "c1", {"score": 0.99, "flagged": True})
+    state.risk.put(ONLINE, "reseller", {"score": 0.9, "flagged": True})
+    policy = Policy.from_dict({"rules": [{"name": "block-cluster", "when": {"cluster_flagged": True}, "actions": ["block"]}]})
+    enforcer = PolicyEnforcer(policy, state, online=False, hasher=hasher)
+    hit, other = run(enforcer, request("reseller", 10, "mallory"), request("reseller", 10, "alice"))
+    assert hit.status == other.status == 403 and hit.sub_account_id == mallory and other.sub_account_id is None
+    assert hit.score == 0.9  # the account's online risk still counts for its end user
+
+
+def test_end_users_are_looked_up_only_in_accounts_the_scan_found_flagged_end_users_in():
+    hasher = Hasher(b"k")
+    state = MemoryState()
+    state.risk.put(SCAN, sub_account_id("plain", hasher.hash("mallory")), {"score": 0.95, "flagged": True})
+    state.risk.put(SCAN, "plain", {"score": 0.4})  # no flagged_end_users marker: one lookup, no HMAC
+    enforcer = PolicyEnforcer(Policy.from_dict(THROTTLE), state, online=False, hasher=hasher)
+    assert run(enforcer, request("plain", 10, "mallory"))[0].policy_rule == "watch"
 
 
 def _per_call_us(enforcer, req, n=3000):

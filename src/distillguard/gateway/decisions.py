@@ -78,11 +78,15 @@ def account_record(row: dict[str, Any], *, threshold: float | None, now: float) 
     """
     evidence = row.get("evidence") or []
     score, flagged, extra = float(row["score"]), bool(row["flagged"]), {}
+    flagged_end_users = [s for s in row.get("flagged_end_users") or () if str(s.get("end_user")) != "none"]
+    if flagged_end_users:  # the enforcer looks end users up only in accounts that say so
+        extra["flagged_end_users"] = len(flagged_end_users)
     unlifted = (row.get("detector_scores") or {}).get("cluster")
-    if row.get("flagged_end_users") and unlifted is not None:
+    # without the scan's threshold the flag cannot be re-decided: keep the scan's score and flag as they are
+    if row.get("flagged_end_users") and unlifted is not None and threshold is not None:
         extra["end_user_score"] = score
         score = min(score, float(unlifted))
-        flagged = score >= threshold if threshold is not None else flagged
+        flagged = score >= threshold
     return RiskRecord(
         subject=str(row["account_id"]), score=score, flagged=flagged, source="scan",
         threshold=threshold, cluster_id=row.get("cluster_id"),
@@ -105,7 +109,7 @@ def end_user_records(row: dict[str, Any], *, threshold: float | None, now: float
         evidence = sub.get("evidence") or []
         records.append(RiskRecord(
             subject=sub_account_id(str(row["account_id"]), str(sub["end_user"])), score=float(sub["score"]),
-            flagged=bool(sub["flagged"]), source="scan", threshold=threshold,
+            flagged=bool(sub["flagged"]), source="scan", threshold=threshold, cluster_id=row.get("cluster_id"),
             rule_ids=tuple(dict.fromkeys(e["rule_id"] for e in evidence if e.get("rule_id"))),
             evidence=tuple(_title(e) for e in evidence[:MAX_EVIDENCE]), n_events=int(sub.get("n_events") or 0),
             updated_at=now, extra={"account_id": str(row["account_id"]), "flagged_by": sub.get("flagged_by")},

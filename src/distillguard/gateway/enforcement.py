@@ -125,13 +125,17 @@ class PolicyEnforcer(Enforcer, EnforcerAdmin):
         override still wins.  Every other request is judged on the account's records.
         """
         stored = await self._view(request.account_id)
-        subject = request.account_id
-        if request.end_user and stored.override is None:
-            sub_id = sub_account_id(request.account_id, self.hasher.hash(request.end_user))
-            sub_stored = await self._view(sub_id)
-            if sub_stored.override is not None or sub_stored.online is not None or sub_stored.scan is not None:
-                stored, subject = sub_stored, sub_id
-        sub_id = subject if subject is not request.account_id else None
+        subject, sub_id = request.account_id, None
+        # only accounts the scan found flagged end users in are looked up further: any other request
+        # (most, and every one without an end user) costs no HMAC and no second lookup
+        if request.end_user and stored.override is None and _has_flagged_end_users(stored.scan):
+            end_user_id = sub_account_id(request.account_id, self.hasher.hash(request.end_user))
+            sub_stored = await self._view(end_user_id)
+            if sub_stored.override is not None or sub_stored.scan is not None:
+                # the end user's own override and scan record; the account's online risk and cluster still
+                # apply to it (a flagged end user must not escape what holds for the whole account)
+                stored = stored._replace(override=sub_stored.override, scan=sub_stored.scan)
+                subject = sub_id = end_user_id
         if stored.override is not None:
             decision = _override_decision(request.account_id, stored.override, sub_id)
         else:
@@ -242,6 +246,11 @@ class PolicyEnforcer(Enforcer, EnforcerAdmin):
         self.state.close()
 
 
+def _has_flagged_end_users(scan: dict[str, Any] | None) -> bool:
+    """Whether an account's scan record says the scan flagged end users inside it (they have records of their own)."""
+    return bool(scan and (scan.get("extra") or {}).get("flagged_end_users"))
+
+
 def _override_decision(account_id: str, override: dict[str, Any], sub_id: str | None = None) -> Decision:
     why = f"analyst override by {override.get('by', 'admin')}: {override.get('reason', '')}".rstrip(": ")
     if sub_id is not None:
@@ -328,13 +337,16 @@ def build_scorer(risk: Any, options: dict[str, Any]) -> OnlineScorer | None:
     )  # fmt: skip
 
 
-def build_enforcer(config: Any = None, *, scorer_in_process: bool = True, **overrides: Any) -> PolicyEnforcer:
+def build_enforcer(
+    config: Any = None, *, scorer_in_process: bool = True, hasher: Hasher | None = None, **overrides: Any
+) -> PolicyEnforcer:
     """The enforcer the ``serve`` command runs, from a GatewayConfig-like object and/or keywords
     (:func:`enforcer_options`).  Loads ``decisions_from`` into the state at start.
 
     ``scorer_in_process=False``: no online scorer in this process even when ``online`` is on (the
     recording worker runs it and sends its risk records back; see
-    :class:`~distillguard.gateway.process_recorder.ProcessRecorder`).
+    :class:`~distillguard.gateway.process_recorder.ProcessRecorder`).  ``hasher``: the deployment's
+    (else one from ``secret_file``), to name end users as the scan's ingest did.
 
     Example:
         >>> e = build_enforcer(online=False)
@@ -356,7 +368,7 @@ def build_enforcer(config: Any = None, *, scorer_in_process: bool = True, **over
         scorer = build_scorer(state.risk, options) if scorer_in_process else None
         return PolicyEnforcer(
             watcher, state, scorer, online=scorer is not None, cache_ttl_s=options["cache_ttl_s"],
-            hasher=Hasher.from_config(options["secret_file"]),
+            hasher=hasher or Hasher.from_config(options["secret_file"]),
         )  # fmt: skip
     except BaseException:
         state.close()

@@ -42,7 +42,7 @@ def open_recording(config: Any) -> tuple[Hasher, Enforcer, Recorder, Callable[[]
     if hasher.is_demo:
         log.warning("no hashing secret configured ($DISTILLGUARD_SECRET or secret_file): using the demo secret")
     in_process = not getattr(config, "recorder_process", True)
-    enforcer = build_enforcer(config, scorer_in_process=in_process)
+    enforcer = build_enforcer(config, scorer_in_process=in_process, hasher=hasher)
     recorder: Recorder
     try:
         if in_process:
