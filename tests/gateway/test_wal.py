@@ -161,3 +161,22 @@ def test_a_write_cut_short_that_cannot_be_truncated_moves_to_a_new_segment(tmp_p
     assert tail.finished == {first} and tail.torn_tails == 1
     wal.committed_through({first: 1})
     assert [p.name for p in wal.segment_paths()] == ["wal-000000000002.log"]  # closed and stored: deleted
+
+
+def test_a_failed_fsync_keeps_the_record_counted_and_dirty_for_the_next_sync(tmp_path, monkeypatch):
+    wal = WriteAheadLog(tmp_path)
+    real_fsync = os.fsync
+    failures = iter([OSError(5, "Input/output error")])
+
+    def fsync_fails_once(fd):
+        for exc in failures:
+            raise exc
+        return real_fsync(fd)
+
+    monkeypatch.setattr(wal_module.os, "fsync", fsync_fails_once)
+    position = wal.append_record(b"first", sync=True)  # written, not yet durable: not a loss to report
+    assert position.offset == 0 and wal._dirty
+    wal.sync()
+    assert not wal._dirty
+    assert list(read_segment(tmp_path / wal_module.segment_name(position.segment))) == [b"first"]
+    wal.close()

@@ -167,8 +167,12 @@ class WriteAheadLog:
             self._counts[seq][0] += 1
             self._dirty = True
             if sync:
-                os.fsync(self._fd)
-                self._dirty = False
+                try:
+                    os.fsync(self._fd)
+                    self._dirty = False
+                except OSError:  # the record is in the segment: it stays dirty for the next sync to retry,
+                    # and is not reported lost (the caller would count it lost yet the WAL would replay it)
+                    log.exception("write-ahead fsync failed; the next sync tries again")
         return RecordPosition(seq, start)
 
     def _take_back_torn_write(self) -> None:
