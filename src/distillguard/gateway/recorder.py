@@ -386,33 +386,22 @@ class WALRecorder(Recorder):
             end = self._queue[0][0]
         if start is None:
             return
-        batch: list[tuple[RawEvent, dict[str, Any]]] = []
-        batch_positions: list[dict[str, Any]] = []
-        unreadable: list[dict[str, Any]] = []
+        payloads: list[tuple[bytes, dict[str, Any]]] = []
         positions: list[RecordPosition] = []  # of all these records, stored or set aside, in order
         for position, payload in self._read_wal(start, end):
-            where = position._asdict()
-            record, unusable = decode_record(payload, where)
-            if record is None:
-                unreadable.append(unusable)
-            else:
-                batch.append(record)
-                batch_positions.append(where)
+            payloads.append((payload, position._asdict()))
             positions.append(position)
             if len(positions) >= self.flush_batch:
-                self._store_reread(batch, batch_positions, unreadable, positions)
-                batch, batch_positions, unreadable, positions = [], [], [], []
-        self._store_reread(batch, batch_positions, unreadable, positions)
+                self._store_reread(payloads, positions)
+                payloads, positions = [], []
+        self._store_reread(payloads, positions)
         with self._lock:  # done up to end: any dropped meanwhile lie between end and the oldest queued now
             self._dropped_from = None if self._queue[0][0] == end else end
 
-    def _store_reread(self, batch: list[tuple[RawEvent, dict[str, Any]]], batch_positions: list[dict[str, Any]],
-                      unreadable: list[dict[str, Any]], positions: list[RecordPosition]) -> None:  # fmt: skip
+    def _store_reread(self, payloads: list[tuple[bytes, dict[str, Any]]], positions: list[RecordPosition]) -> None:
         if not positions:
             return
-        self.sink.write(batch, positions=batch_positions)
-        if unreadable:  # after the write: a retried batch must not set them aside twice
-            self.sink.quarantine(unreadable)
+        self.sink.write_payloads(payloads)
         self._committed(positions)
         last = positions[-1]
         with self._lock:  # no record lies between the last one done and the position just after it

@@ -179,6 +179,23 @@ class StoreSink:
             raise InputError(store.path, f"its gateway_log table has columns {columns}, this distillguard writes "
                              f"{GATEWAY_LOG_SCHEMA.names}; record into a new store")  # fmt: skip
 
+    def write_payloads(self, payloads: Sequence[tuple[bytes, dict[str, Any]]], *, replay: bool = False) -> int:
+        """Store write-ahead payloads, each with its WAL position; those that are not a recorded exchange
+        are quarantined after the write (a retried batch must not set them aside twice).  Raises as
+        :meth:`write` does; returns how many were stored."""
+        batch, positions, unreadable = [], [], []
+        for payload, position in payloads:
+            record, unusable = decode_record(payload, position)
+            if record is None:
+                unreadable.append(unusable)
+            else:
+                batch.append(record)
+                positions.append(position)
+        stored = self.write(batch, replay=replay, positions=positions)
+        if unreadable:
+            self.quarantine(unreadable)
+        return stored
+
     def write(self, items: Sequence[Item], *, replay: bool = False, positions: Sequence[dict[str, Any]] | None = None) -> int:
         """Store one batch; returns how many of its records were stored (quarantined ones excluded).
 

@@ -81,7 +81,7 @@ import orjson
 
 from distillguard.errors import ConfigError, InputError
 from distillguard.gateway.process_recorder import EXIT_STORE_INVALIDATED, EXIT_UNUSABLE, WorkerSettings
-from distillguard.gateway.sink import QUARANTINE_FILE, StoreSink, decode_record, store_invalidated
+from distillguard.gateway.sink import QUARANTINE_FILE, StoreSink, store_invalidated
 from distillguard.gateway.state.base import Record, RiskTable
 from distillguard.gateway.wal import TailedRecord, WALTailer, segment_name
 from distillguard.store.duckdb import DuckDBStore
@@ -265,22 +265,15 @@ class RecordingWorker:
         return done
 
     def _store(self, items: list[TailedRecord]) -> int:
-        batch, positions, unreadable, replay, per_segment = [], [], [], False, {}
+        per_segment: dict[int, int] = {}
         for item in items:
             per_segment[item.segment] = per_segment.get(item.segment, 0) + 1
-            replay = replay or item.replayed
-            position = {"segment": item.segment, "offset": item.offset}
-            record, unusable = decode_record(item.payload, position)
-            if record is None:
-                unreadable.append(unusable)
-            else:
-                batch.append(record)
-                positions.append(position)
         # raises on a failure of the store's: nothing is reported, the same records are retried next step
         # (those it quarantined before raising are not again, and are reported with the commit below)
-        self.sink.write(batch, replay=replay, positions=positions)
-        if unreadable:  # after the write: a retried batch must not set them aside twice
-            self.sink.quarantine(unreadable)
+        self.sink.write_payloads(
+            [(item.payload, {"segment": item.segment, "offset": item.offset}) for item in items],
+            replay=any(item.replayed for item in items),
+        )
         for seq, n in per_segment.items():
             self.stored[seq] = self.stored.get(seq, 0) + n
         quarantined, self._quarantined_reported = self.sink.quarantined_total - self._quarantined_reported, self.sink.quarantined_total
