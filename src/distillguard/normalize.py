@@ -20,6 +20,7 @@ from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillguard.features.text import measure_texts
 from distillguard.privacy import Hasher, redact
@@ -40,13 +41,48 @@ _FIELDS_GET = itemgetter(*_FIELDS)
 _EVENT_COLUMNS = frozenset(EVENT_SCHEMA.names)
 
 
+#: What a batch of events is reduced to before its identifiers are hashed and its text measured: one
+#: row per event, identifiers still in clear, the conversation reduced to the texts and counts the
+#: stored columns are derived from.  :func:`exchange_table` builds it from reader output
+#: (``RawEvent`` dicts); :mod:`distillguard.ingest.litellm_columns` builds it straight from log lines
+#: in compiled code.  Either way :func:`normalize_exchanges` turns it into stored rows, so the two
+#: paths cannot drift apart.  Never stored.
+EXCHANGE_SCHEMA = pa.schema(
+    [EVENT_SCHEMA.field(name) for name in _PASSTHROUGH]
+    + [
+        pa.field("api_key", pa.string()),
+        pa.field("end_user", pa.string()),
+        pa.field("ip", pa.string()),
+        pa.field("user_agent", pa.string()),
+        pa.field("account_id", pa.string()),  # the provider's id; null when absent or empty
+        pa.field("end_ts", pa.float64()),
+        pa.field("first_token_ts", pa.float64()),
+        EVENT_SCHEMA.field("n_messages"),
+        EVENT_SCHEMA.field("n_user_turns"),
+        EVENT_SCHEMA.field("n_assistant_turns"),
+        pa.field("prompt_text", pa.string(), nullable=False),  # the last user message ("" without one)
+        pa.field("first_user_text", pa.string()),  # the first user message (null without one)
+        pa.field("system_text", pa.string(), nullable=False),  # the first non-empty system/developer message, or ""
+        pa.field("completion_text", pa.string()),
+    ]
+)
+
+
 @dataclass
 class NormalizedBatch:
-    """One batch ready for the store: event rows, optional clear text, and redacted excerpts."""
+    """One batch ready for the store: event rows, optional clear text, and the prompts for excerpts."""
 
     events: pa.Table
     texts: pa.Table | None
-    excerpts: list[tuple[str, str, float, str]]  # (account_id, event_id, ts, redacted prompt)
+    #: the last user message of each event (``EXCHANGE_SCHEMA.prompt_text``), for redacted excerpts
+    prompts: pa.ChunkedArray | pa.Array
+
+    @property
+    def excerpts(self) -> list[tuple[str, str, float, str]]:
+        """``(account_id, event_id, ts, prompt)`` per event, for :class:`ExcerptKeeper` (prompts not yet redacted)."""
+        events = self.events
+        return list(zip(*(events[name].to_pylist() for name in ("account_id", "event_id", "ts")),
+                        self.prompts.to_pylist()))  # fmt: skip
 
 
 def message_text(content: object) -> str:
@@ -73,20 +109,28 @@ def account_key(account_id: str | None, api_key_hash: int | None, end_user_hash:
 
 def normalize_batch(raw: Sequence[RawEvent], hasher: Hasher, *, keep_text: bool = False) -> NormalizedBatch:
     """Turn reader output into rows of ``EVENT_SCHEMA`` (and ``TEXT_SCHEMA`` when ``keep_text``)."""
+    return normalize_exchanges(exchange_table(raw), hasher, keep_text=keep_text)
+
+
+def exchange_table(raw: Sequence[RawEvent]) -> pa.Table:
+    """Reader output as one ``EXCHANGE_SCHEMA`` row per event (nothing hashed or measured yet).
+
+    Example:
+        >>> t = exchange_table([{"event_id": "e1", "ts": 1.0, "messages": [
+        ...     {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}])
+        >>> t.column("prompt_text").to_pylist(), t.column("system_text").to_pylist(), t.column("n_messages").to_pylist()
+        (['Hi'], ['Be brief.'], [2])
+    """
     # Runs once per event: fields are gathered into columns with C-level getters, the one Python loop
-    # left walks the messages, and every distinct identifier is hashed once (HMAC costs ~3 us a value).
+    # left walks the messages.
     n = len(raw)
     fields = _columns(raw, _FIELDS, _FIELDS_GET)
-    api_keys, end_users, ips, agents, account_ids, starts, ends, firsts, messages_col, completions = (
-        fields[name] for name in _IDENTITY
-    )
-
     prompts: list[str] = []
     systems: list[str] = []
     shapes: list[tuple] = []  # (n_messages, n_user_turns, n_assistant_turns) per event
     first_users: list[str | None] = []
     add_prompt, add_system, add_shape, add_first = prompts.append, systems.append, shapes.append, first_users.append
-    for messages in messages_col:
+    for messages in fields["messages"]:
         user_texts, system_text, n_assistant = [], "", 0
         for m in messages or ():
             role = m.get("role")
@@ -102,45 +146,77 @@ def normalize_batch(raw: Sequence[RawEvent], hasher: Hasher, *, keep_text: bool 
         add_prompt(user_texts[-1] if user_texts else "")
         add_first(user_texts[0] if user_texts else None)
         add_system(system_text)
-
-    hash_, hash_text = hasher.hash, hasher.hash_text
-    api_key_hash = _hash_each(hash_, api_keys)
-    end_user_hash = _hash_each(hash_, end_users)
-    cols: dict[str, Any] = {}
-    cols.update((name, fields[name]) for name in _PASSTHROUGH)
     n_messages, n_user, n_assistant = zip(*shapes) if n else ((), (), ())
+    cols: dict[str, Any] = {name: fields[name] for name in _PASSTHROUGH}
     cols.update(
-        api_key_hash=api_key_hash,
-        end_user_hash=end_user_hash,
-        ip_hash=_hash_each(hash_, ips),
-        ip_prefix_hash=_hash_each(hasher.ip_prefix_hash, ips),
-        user_agent_hash=_hash_each(hash_, agents),
-        account_id=[
-            str(a) if a else account_key(None, k, u) for a, k, u in zip(account_ids, api_key_hash, end_user_hash)
-        ],
-        latency_s=[e - t if e is not None and t is not None else None for t, e in zip(starts, ends)],
-        ttft_s=[f - t if f is not None and t is not None else None for t, f in zip(starts, firsts)],
+        api_key=_strings(fields["api_key"]),
+        end_user=_strings(fields["end_user"]),
+        ip=_strings(fields["ip"]),
+        user_agent=_strings(fields["user_agent"]),
+        account_id=_strings([a if a else None for a in fields["account_id"]]),
+        end_ts=fields["end_ts"],
+        first_token_ts=fields["first_token_ts"],
         n_messages=n_messages,
         n_user_turns=n_user,
         n_assistant_turns=n_assistant,
-        has_system=list(map(bool, systems)),
-        # keyed on the text itself: no prefixed copy of every prompt is built just to find the distinct ones
-        system_hash=_hash_each(lambda x: hash_text("sys:" + x[:2000]) if x else None, systems),
-        conversation_hash=_hash_each(lambda x: hash_text("conv:" + x[:500]) if x is not None else None, first_users),
+        prompt_text=_strings(prompts),
+        first_user_text=_strings(first_users),
+        system_text=_strings(systems),
+        completion_text=_strings(fields["completion_text"]),
     )
-    measured = measure_texts(prompts, completions)
+    return pa.table(cols, schema=EXCHANGE_SCHEMA)
+
+
+def normalize_exchanges(table: pa.Table, hasher: Hasher, *, keep_text: bool = False) -> NormalizedBatch:
+    """``EXCHANGE_SCHEMA`` rows → stored rows: hash identifiers, measure text, drop text.
+
+    Column at a time: every distinct identifier is hashed once (HMAC costs ~3 us a value).
+
+    Example:
+        >>> from distillguard.privacy import Hasher
+        >>> t = exchange_table([{"event_id": "e1", "ts": 1.0, "api_key": "sk-1", "messages": []}])
+        >>> normalize_exchanges(t, Hasher(b"k")).events.column("account_id").to_pylist()[0].startswith("key:")
+        True
+    """
+    n = table.num_rows
+    hash_, hash_text = hasher.hash, hasher.hash_text
+    api_key_hash = _hash_column(hash_, table["api_key"])
+    end_user_hash = _hash_column(hash_, table["end_user"])
+    systems = table["system_text"]
+    first_users = table["first_user_text"]
+    cols: dict[str, Any] = {name: table[name] for name in _PASSTHROUGH}
+    cols.update(
+        api_key_hash=api_key_hash,
+        end_user_hash=end_user_hash,
+        ip_hash=_hash_column(hash_, table["ip"]),
+        ip_prefix_hash=_hash_column(hasher.ip_prefix_hash, table["ip"]),
+        user_agent_hash=_hash_column(hash_, table["user_agent"]),
+        account_id=_account_ids(table["account_id"], api_key_hash, end_user_hash),
+        latency_s=pc.subtract(table["end_ts"], table["ts"]),
+        ttft_s=pc.subtract(table["first_token_ts"], table["ts"]),
+        n_messages=table["n_messages"],
+        n_user_turns=table["n_user_turns"],
+        n_assistant_turns=table["n_assistant_turns"],
+        has_system=pc.not_equal(systems, ""),
+        # hashed on a prefix (in characters): long system prompts and chats that differ further on group together
+        system_hash=_hash_column(lambda x: hash_text("sys:" + x) if x else None, pc.utf8_slice_codeunits(systems, 0, 2000)),
+        conversation_hash=_hash_column(lambda x: hash_text("conv:" + x), pc.utf8_slice_codeunits(first_users, 0, 500)),
+    )
+    prompts = table["prompt_text"]
+    measured = measure_texts(prompts.to_pylist(), table["completion_text"].to_pylist())
     for name, values in measured.items():
         if name in _EVENT_COLUMNS:
             cols[name] = values
-    events = pa.table({name: cols.get(name, [None] * n) for name in EVENT_SCHEMA.names}, schema=EVENT_SCHEMA)
+    events = pa.table({name: cols[name] if name in cols else pa.nulls(n, field.type)
+                       for name, field in zip(EVENT_SCHEMA.names, EVENT_SCHEMA)}, schema=EVENT_SCHEMA)  # fmt: skip
     texts = None
     if keep_text:
         texts = pa.table(
-            {"event_id": cols["event_id"], "prompt_text": prompts, "system_text": systems, "completion_text": completions},
+            {"event_id": table["event_id"], "prompt_text": prompts, "system_text": systems,
+             "completion_text": table["completion_text"]},
             schema=TEXT_SCHEMA,
-        )
-    excerpts = list(zip(cols["account_id"], cols["event_id"], cols["ts"], prompts))
-    return NormalizedBatch(events, texts, excerpts)
+        )  # fmt: skip
+    return NormalizedBatch(events, texts, prompts)
 
 
 def _columns(raw: Sequence[RawEvent], names: tuple[str, ...], get: Callable[[RawEvent], tuple]) -> dict[str, tuple]:
@@ -157,10 +233,32 @@ def _columns(raw: Sequence[RawEvent], names: tuple[str, ...], get: Callable[[Raw
     return dict(zip(names, zip(*rows)))
 
 
-def _hash_each(fn: Callable[[Any], Any], values: Sequence) -> list:
-    """``[fn(v) for v in values]``, calling ``fn`` once per distinct value (identifiers repeat within a batch)."""
-    memo = {v: fn(v) for v in set(values)}
-    return list(map(memo.__getitem__, values))
+def _strings(values: Sequence) -> pa.Array:
+    """``values`` as an Arrow string array; non-string identifiers (numbers) become their text, as hashing saw them."""
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid, UnicodeEncodeError):
+        # lone surrogates (no JSON reader lets one through) cannot be UTF-8: replaced, like an undecodable byte
+        return pa.array([None if v is None else str(v).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+                         for v in values], pa.string())  # fmt: skip
+
+
+def _hash_column(fn: Callable[[Any], Any], values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """``fn`` of each value as int64 (null where the value is null), calling ``fn`` once per distinct value."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    encoded = values.dictionary_encode()  # nulls stay nulls in the indices
+    hashed = pa.array([fn(v) for v in encoded.dictionary.to_pylist()], pa.int64())
+    return hashed.take(encoded.indices)
+
+
+def _account_ids(accounts: pa.ChunkedArray, api_key_hash: pa.Array, end_user_hash: pa.Array) -> pa.Array:
+    """The provider's account id, else one derived from the API key or end user (:func:`account_key`)."""
+    if not accounts.null_count:
+        return accounts
+    keys, users = api_key_hash.to_pylist(), end_user_hash.to_pylist()
+    return pa.array([a if a is not None else account_key(None, k, u)
+                     for a, k, u in zip(accounts.to_pylist(), keys, users)], pa.string())  # fmt: skip
 
 
 class ExcerptKeeper:
