@@ -47,6 +47,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import xxhash
 
 from distillguard.features import lexicon as _lexicon
@@ -202,6 +204,30 @@ def _get_tables() -> _Tables:
             if _tables is None:
                 _tables = _build_tables()
     return _tables
+
+
+def _utf8(texts: Sequence[str | None] | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``texts`` as one Arrow string array with nulls as "" (the kernels' input; Arrow columns pass as they are)."""
+    if not isinstance(texts, (pa.Array, pa.ChunkedArray)):
+        strings = ["" if t is None else t if type(t) is str else str(t) for t in texts]
+        try:
+            texts = pa.array(strings, pa.string())
+        except UnicodeEncodeError:  # lone surrogates: measured as the code points they are, as before
+            data, offsets = _joined(_encode(strings))
+            texts = pa.Array.from_buffers(pa.string(), len(strings), [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                                      pa.py_buffer(data)])  # fmt: skip
+    elif isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks() if texts.num_chunks != 1 else texts.chunk(0)
+    if texts.type != pa.string():
+        texts = texts.cast(pa.string())
+    return texts.fill_null("") if texts.null_count else texts
+
+
+def _buffers(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The kernels' view of an Arrow string array: its UTF-8 bytes, and where each text starts (plus the end)."""
+    _, offsets, data = texts.buffers()
+    offsets = np.frombuffer(offsets, np.int32)[texts.offset : texts.offset + len(texts) + 1].astype(np.int64)
+    return (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)), offsets
 
 
 def _encode(texts: Sequence[str]) -> list[bytes]:
@@ -497,21 +523,21 @@ def _benchmark_arrays(index) -> tuple:
 # --------------------------------------------------------------------------- entry point
 
 
-def _prompt_rows(encoded: list[bytes], index, bench: tuple) -> list[tuple]:
-    """One row of ``_PROMPT_FIELDS`` per prompt (its UTF-8 bytes)."""
+def _prompt_rows(texts: pa.Array, index, bench: tuple) -> list[tuple]:
+    """One row of ``_PROMPT_FIELDS`` per prompt (an Arrow string array without nulls)."""
     from distillguard.features import kernels
 
     lex = _get_lexicon()
     (hashes, prefix, suffix, bands, script_chars, counts, near,
      code_chars, math_chars, digit_tokens, tokens, tagged, hits, best) = kernels.measure_prompts(
-        *_joined(encoded), _get_tables().packed, np.uint64(PROMPT_HASH_SEED), (VIEW_HEAD, VIEW_TAIL),
+        *_buffers(texts), _get_tables().packed, np.uint64(PROMPT_HASH_SEED), (VIEW_HEAD, VIEW_TAIL),
         *_PROMPT_TAGS, lex.cues, lex.near_terms, len(lex.classes), _TEMPLATE, _MINHASH,
         bench, len(index.names) if index is not None else 0, len(SCRIPTS),
     )  # fmt: skip
     rules = _lexicon.RULES
     flags = {name: lex.rule(clauses, counts, near) for name, clauses in rules.items() if not name.startswith("completion")}
     named = np.flatnonzero(hits >= BENCHMARK_MIN_HITS).tolist()
-    names: list[str | None] = [None] * len(encoded)
+    names: list[str | None] = [None] * len(texts)
     for r, b in zip(named, best[named].tolist(), strict=True):
         names[r] = index.names[b]
     cols = (
@@ -529,13 +555,13 @@ def _prompt_rows(encoded: list[bytes], index, bench: tuple) -> list[tuple]:
     return list(zip(*cols, strict=True))
 
 
-def _completion_rows(encoded: list[bytes]) -> list[tuple]:
-    """One row of ``_COMPLETION_FIELDS`` per completion (its UTF-8 bytes)."""
+def _completion_rows(texts: pa.Array) -> list[tuple]:
+    """One row of ``_COMPLETION_FIELDS`` per completion (an Arrow string array without nulls)."""
     from distillguard.features import kernels
 
     lex = _get_lexicon()
     counts, code_chars, eq, num_tokens, think_tag = kernels.measure_completions(
-        *_joined(encoded), _get_tables().packed, (COMPLETION_HEAD, COMPLETION_TAIL), *_COMPLETION_TAGS,
+        *_buffers(texts), _get_tables().packed, (COMPLETION_HEAD, COMPLETION_TAIL), *_COMPLETION_TAGS,
         lex.cues, len(lex.classes),
     )  # fmt: skip
     trace_classes = ("trace.step", "trace.connective", "trace.ordinal", "trace.strong")
@@ -581,16 +607,18 @@ class _MeasureCache:
         self._new: dict[int, tuple] = {}
         self._old: dict[int, tuple] = {}
 
-    def rows(self, texts: list[str], measure) -> list[tuple]:
-        """One row per text: from the cache, else from ``measure`` called once on the UTF-8 bytes
-        of the distinct unseen texts."""
-        encoded = _encode(texts)
-        keys = list(map(xxhash.xxh3_128_intdigest, encoded))
-        distinct = dict(zip(keys, encoded, strict=True))  # in first-seen order
+    def rows(self, texts: pa.Array, measure) -> list[tuple]:
+        """One row per text (an Arrow string array without nulls): from the cache, else from ``measure``
+        called once on an array of the distinct unseen texts."""
+        data, offsets = _buffers(texts)
+        view = memoryview(data)
+        bounds = offsets.tolist()
+        keys = list(map(xxhash.xxh3_128_intdigest, map(view.__getitem__, map(slice, bounds[:-1], bounds[1:]))))
+        first = dict(zip(keys, range(len(keys))))  # key -> a position of its text (the last; any will do)
         new, old = self._new, self._old
         found: dict[int, tuple] = {}
         unseen: list[int] = []
-        for key in distinct:
+        for key in first:
             row = new.get(key)
             if row is None:
                 row = old.get(key)
@@ -600,7 +628,8 @@ class _MeasureCache:
                 new[key] = row
             found[key] = row
         if unseen:
-            for key, row in zip(unseen, measure([distinct[k] for k in unseen]), strict=True):
+            positions = pa.array([first[k] for k in unseen], pa.int64())
+            for key, row in zip(unseen, measure(texts.take(positions)), strict=True):
                 self._put(key, row)
                 found[key] = row
         return list(map(found.__getitem__, keys))
@@ -628,12 +657,12 @@ def _caches_for(index) -> tuple[_MeasureCache, _MeasureCache, tuple]:
 
 
 def measure_texts(
-    prompts: Sequence[str],
-    completions: Sequence[str | None],
+    prompts: Sequence[str] | pa.Array | pa.ChunkedArray,
+    completions: Sequence[str | None] | pa.Array | pa.ChunkedArray,
     *,
     benchmark_index=None,
 ) -> dict[str, list | np.ndarray]:
-    """Measure a batch of (last user message, response text) pairs.
+    """Measure a batch of (last user message, response text) pairs (lists, or Arrow string columns; None is "").
 
     Returns one equal-length column per name in :data:`TEXT_COLUMNS`:
     ``prompt_chars``/``completion_chars``/``prompt_hash``/``template_*_hash``/
@@ -651,8 +680,7 @@ def measure_texts(
     """
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
-    prompts = ["" if p is None else str(p) for p in prompts]
-    completions = ["" if c is None else str(c) for c in completions]
+    prompts, completions = _utf8(prompts), _utf8(completions)
     if benchmark_index is None:
         from distillguard.features.benchmark_index import load_index
 
@@ -663,8 +691,8 @@ def measure_texts(
     prompt_rows = prompt_cache.rows(prompts, lambda encoded: _prompt_rows(encoded, benchmark_index, bench))
     completion_rows = completion_cache.rows(completions, _completion_rows)
     cols: dict[str, list | np.ndarray] = {}
-    cols["prompt_chars"] = np.fromiter(map(len, prompts), np.int64, len(prompts))
-    cols["completion_chars"] = np.fromiter(map(len, completions), np.int64, len(completions))
+    cols["prompt_chars"] = pc.utf8_length(prompts).to_numpy().astype(np.int64)  # characters, as len(str) counts
+    cols["completion_chars"] = pc.utf8_length(completions).to_numpy().astype(np.int64)
     by_name = dict(zip(_PROMPT_FIELDS, zip(*prompt_rows, strict=True), strict=True)) if prompt_rows else {}
     by_name.update(zip(_COMPLETION_FIELDS, zip(*completion_rows, strict=True), strict=True) if completion_rows else ())
     for name in _PROMPT_FIELDS + _COMPLETION_FIELDS:
