@@ -142,9 +142,14 @@ def test_line_blocks_split_into_exactly_what_iter_lines_yields(tmp_path, block_b
     plain = tmp_path / "x.jsonl"
     plain.write_bytes(b'{"a": 1}\n\n   \n{"b": "' + b"x" * 100 + b'"}\r\n{"c": 3}')  # no final newline
     records = [{"i": i, "pad": "p" * 200 + str(i * 7919)} for i in range(2000)]
+    whole = write_jsonl(tmp_path / "whole.jsonl.gz", records)
     cut = truncate_gzip(write_jsonl(tmp_path / "x.jsonl.gz", records))
-    for path in (plain, cut):
-        assert _lines_from_blocks(path, block_bytes) == list(iter_lines(path))
+    import gzip  # members, the last without a final newline: blocks are cut from inflated pieces across members
+
+    members = tmp_path / "members.jsonl.gz"
+    members.write_bytes(gzip.compress(b'{"m": 1}\n' * 300) + gzip.compress(b"\n" * 5 + b'{"m": 2}\n{"m": 3}'))
+    for path in (plain, whole, cut, members):
+        assert _lines_from_blocks(path, block_bytes) == list(iter_lines(path)), path.name
     assert isinstance(_lines_from_blocks(cut, block_bytes)[-1], Quarantined)
 
 

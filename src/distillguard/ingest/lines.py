@@ -28,6 +28,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import orjson
 import xxhash
 
@@ -104,20 +105,34 @@ class _GzipStream(io.RawIOBase):
         while not self._pending:
             if self._done or self.error is not None:
                 return 0
-            self._inflate_more()
+            self._pending = memoryview(self._inflate_more())
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
 
-    def _inflate_more(self) -> None:
+    def pieces(self) -> Iterator[bytes]:
+        """The rest of the stream in the pieces it inflates to (~1 MB each), without copying them again.
+
+        For a reader that only needs whole bytes objects (:func:`iter_line_blocks`); do not mix with
+        ``read`` on a buffered wrapper (what the wrapper buffered would be skipped).
+        """
+        if self._pending:
+            yield bytes(self._pending)
+            self._pending = memoryview(b"")
+        while not self._done and self.error is None:
+            piece = self._inflate_more()
+            if piece:
+                yield piece
+
+    def _inflate_more(self) -> bytes:
         compressed = self._carry + self._file.read(self._COMPRESSED_READ)
         self._carry = b""
         if not compressed:
             if self._in_member:
                 self.error = EOFError("Compressed file ended before the end-of-stream marker was reached")
             self._done = True
-            return
+            return b""
         out = []
         try:
             while compressed:
@@ -135,7 +150,7 @@ class _GzipStream(io.RawIOBase):
                 self._in_member = False
         except (gzip.BadGzipFile, *_INFLATE_ERRORS) as e:
             self.error = e  # keep what inflated before the bad bytes
-        self._pending = memoryview(b"".join(out))
+        return b"".join(out)  # one piece: joined without a copy
 
     def close(self) -> None:
         self._file.close()
@@ -217,24 +232,14 @@ def iter_line_blocks(path: Path, block_bytes: int = 8 << 20) -> Iterator[tuple[i
     seen_content = False
     carry = b""
     with open_binary(path) as f:
-        while True:
-            data = f.read(block_bytes)
-            if not data:
+        for run in _line_runs(_pieces(f, block_bytes), block_bytes):
+            if run[-1] != 10:  # only the last run can lack its newline: a last line, or a cut-off fragment
+                carry = run
                 break
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:  # one line longer than a block: keep reading
-                carry += data
-                continue
-            # one copy of the block at most (none when it ends on a newline with nothing carried over)
-            if cut == len(data):
-                block = b"".join((carry, data)) if carry else data
-            else:
-                block = b"".join((carry, memoryview(data)[:cut]))
-            carry = data[cut:]
             if not seen_content:
-                seen_content = not block.isspace()
-            yield next_line, block
-            next_line += block.count(b"\n")
+                seen_content = not run.isspace()
+            yield next_line, run
+            next_line += newlines(run)
         error = stream_error(f)
     if carry:
         if error is not None:  # a cut-off fragment, as iter_lines reports it
@@ -247,6 +252,55 @@ def iter_line_blocks(path: Path, block_bytes: int = 8 << 20) -> Iterator[tuple[i
         yield truncation(path, next_line - 1, error)
     elif not seen_content:
         raise InputError(str(path), "file is empty")
+
+
+def newlines(data: bytes) -> int:
+    """How many b"\\n" ``data`` holds (numpy compares 16 bytes at once: ~2x ``bytes.count``).
+
+    Example:
+        >>> newlines(b"a\\nb\\n")
+        2
+    """
+    return int(np.count_nonzero(np.frombuffer(data, np.uint8) == 10))
+
+
+def _pieces(f: IO[bytes], block_bytes: int) -> Iterator[bytes]:
+    """What ``f`` (from :func:`open_binary`) reads: a gzip stream's inflated pieces as they come, other files
+    ``block_bytes`` at a time."""
+    raw = getattr(f, "raw", None)
+    if isinstance(raw, _GzipStream):
+        yield from raw.pieces()
+        return
+    while data := f.read(block_bytes):
+        yield data
+
+
+def _line_runs(pieces: Iterator[bytes], block_bytes: int) -> Iterator[bytes]:
+    """``pieces`` joined into runs of whole lines of at least ``block_bytes`` (the last run may be shorter
+    and may lack its final newline); each byte is copied once."""
+    parts: list[Any] = []
+    size = 0
+    for piece in pieces:
+        parts.append(piece)
+        size += len(piece)
+        if size < block_bytes:
+            continue
+        cut = piece.rfind(b"\n") + 1
+        if cut == 0:  # a line longer than what is held: keep collecting
+            continue
+        if cut == len(piece):
+            run, parts, size = b"".join(parts), [], 0
+        else:
+            parts[-1] = memoryview(piece)[:cut]
+            run = b"".join(parts)
+            parts, size = [piece[cut:]], len(piece) - cut
+        yield run
+    tail = b"".join(parts)
+    cut = tail.rfind(b"\n") + 1
+    if cut:
+        yield tail[:cut] if cut < len(tail) else tail
+    if cut < len(tail):
+        yield tail[cut:]
 
 
 def block_lines(first_line_no: int, block: bytes) -> list[tuple[int, bytes]]:
