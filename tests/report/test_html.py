@@ -81,8 +81,8 @@ def test_page_is_self_contained(page):
 
 def test_plots_are_inline_pngs(page):
     images = re.findall(r'<img[^>]+src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    # score histogram, volume scatter, activity heatmap, one signal chart per card
-    assert len(images) >= 3 + 6
+    # score histogram, volume scatter, activity heatmap at least (cards draw their percentile bars in CSS)
+    assert len(images) >= 3
     for encoded in images:
         assert base64.b64decode(encoded)[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -93,6 +93,7 @@ def test_every_flagged_account_is_listed_with_a_card(scan, page):
     assert page.count('class="card"') == len(scan["findings"])
     assert "Reasoning-trace coercion" in page
     assert "p99.6" in page  # a signal percentile
+    assert 'class="pct-bar pct-' in page and 'style="width: 99.6%"' in page  # drawn as a bar
     assert "2026-01-01 03:00 UTC" in page  # first seen, in UTC
 
 

@@ -7,10 +7,9 @@ import base64
 import numpy as np
 import pandas as pd
 
-from distillguard.findings import AccountFinding
 from distillguard.report import plots
 
-from .factories import PERIOD_START, make_finding
+from .factories import PERIOD_START
 
 
 def _png(uri: str) -> bytes:
@@ -63,7 +62,3 @@ def test_activity_heatmap_without_rows():
     _png(uri)
     assert note == ""
 
-
-def test_signal_chart():
-    assert plots.signal_percentiles(AccountFinding("a", 0.9, True)) is None
-    _png(plots.signal_percentiles(make_finding()))

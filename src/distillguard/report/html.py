@@ -251,7 +251,6 @@ def _account_card(rank: int, finding: AccountFinding, anchor: str) -> dict[str, 
             for e in sorted(finding.evidence, key=lambda e: -float(e.weight))
         ],
         "signals": _signal_rows(finding),
-        "signal_plot": plots.signal_percentiles(finding),
         "prompts": prompts,
         "n_prompts_hidden": max(0, len(finding.sample_prompts) - MAX_PROMPTS),
         "detector_scores": [(k, f"{float(v):.3f}") for k, v in sorted(finding.detector_scores.items())],

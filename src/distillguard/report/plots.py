@@ -27,7 +27,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LinearSegmentedColormap, LogNorm
 from matplotlib.figure import Figure
 
-from distillguard.findings import AccountFinding
 
 # A restrained palette shared with the CSS (templates/report.css).
 INK = "#1f2933"
@@ -46,7 +45,6 @@ MAX_HEAVY_BENIGN_POINTS = 300
 MAX_FLAGGED_POINTS = 5000
 MAX_ACTIVITY_ROWS = 30
 MAX_TIMELINE_COLUMNS = 500  # about one column per pixel at the rendered width
-MAX_SIGNAL_BARS = 10
 
 _RC = {
     "font.size": 9,
@@ -319,41 +317,3 @@ def activity_heatmap(activity: pd.DataFrame, account_order: Sequence[str], flagg
         for side in ("top", "right", "left", "bottom"):
             ax_hour.spines[side].set_visible(False)
         return _to_data_uri(fig), "; ".join(notes)
-
-
-def signal_percentiles(finding: AccountFinding) -> str | None:
-    """Small horizontal bar chart of one account's signal percentiles (None if it has no signals).
-
-    Example:
-        >>> from distillguard.findings import Signal
-        >>> f = AccountFinding("a", 0.9, True, signals=[Signal("single_turn_share", 1.0, 99.5, "…")])
-        >>> signal_percentiles(f).startswith("data:image/png")
-        True
-    """
-    signals = sorted(finding.signals, key=lambda s: -float(s.percentile))[:MAX_SIGNAL_BARS]
-    if not signals:
-        return None
-    with matplotlib.rc_context({**_RC, "font.size": 8}):
-        width, height = 3.4, 0.62 + 0.2 * len(signals)
-        fig = _new_figure(width, height, constrained=False)
-        # Margins in inches: room for 26-character labels on the left, ticks and a label below.
-        fig.subplots_adjust(left=1.45 / width, right=1 - 0.12 / width, bottom=0.42 / height, top=1 - 0.14 / height)
-        ax = fig.add_subplot()
-        pct = np.clip([float(s.percentile) for s in signals], 0, 100)
-        colours = [FLAGGED if p >= 99 else WARN if p >= 95 else BENIGN for p in pct]
-        y = np.arange(len(signals))
-        ax.barh(y, pct, color=colours, height=0.7)
-        ax.axvline(50, color=GRID, linewidth=0.6)
-        ax.axvline(99, color=INK, linewidth=0.6, linestyle=":")
-        ax.annotate("p99", xy=(99, 1), xycoords=("data", "axes fraction"), xytext=(0, 1),
-                    textcoords="offset points", ha="center", va="bottom", fontsize=6.5, color=INK)
-        ax.set_yticks(y)
-        ax.set_yticklabels([_short(s.name, 26) for s in signals], fontsize=7)
-        ax.set_ylim(len(signals) - 0.5, -0.5)
-        ax.set_xlim(0, 100)
-        ax.set_xticks([0, 50, 100])
-        ax.tick_params(axis="x", labelsize=6.5)
-        ax.set_xlabel("percentile among all accounts", fontsize=7)
-        ax.tick_params(axis="y", length=0)
-        ax.spines["left"].set_visible(False)
-        return _to_data_uri(fig)
