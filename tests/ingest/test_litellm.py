@@ -49,6 +49,11 @@ def test_failure_record_without_response(tmp_path):
          "expected epoch seconds, got 1700000000500.0 (looks like milliseconds)"),
         ({"startTime": None}, "startTime", "missing"),
         ({"prompt_tokens": "lots"}, "prompt_tokens", "expected an integer, got 'lots'"),
+        # larger than a stored int64: quarantined, not a crash when the column is built
+        ({"completion_tokens": 2**63}, "completion_tokens", "integer out of the 64-bit range, got 9223372036854775808"),
+        ({"response": {"usage": {"completion_tokens_details": {"reasoning_tokens": 2**64 - 1}}}},
+         "response.usage.completion_tokens_details.reasoning_tokens",
+         "integer out of the 64-bit range, got 18446744073709551615"),
         ({"model_parameters": {"n": [2]}}, "model_parameters.n", "expected an integer, got [2]"),
         ({"model_parameters": {"tools": "x"}}, "model_parameters.tools", "expected a list, got 'x'"),
         ({"metadata": "oops"}, "metadata", "expected an object, got 'oops'"),

@@ -560,18 +560,28 @@ def str_field(obj: Mapping[str, Any], key: str, field: str | None = None) -> str
     raise FieldError(field or key, f"expected a string, got {describe(value)}")
 
 
+#: What a stored integer column holds; ``x in INT64`` is a C-level bounds check.
+INT64 = range(-(1 << 63), 1 << 63)
+
+
 def to_int(value: Any, field: str) -> int | None:
-    """``value`` as an int: ints, integral floats and integer strings are accepted."""
-    if value is None or (type(value) is int):
+    """``value`` as a 64-bit int: ints, integral floats and integer strings are accepted."""
+    if value is None:
         return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip():
+    if type(value) is int:
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip():
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
-            pass
-    raise FieldError(field, f"expected an integer, got {describe(value)}")
+            raise FieldError(field, f"expected an integer, got {describe(value)}") from None
+    else:
+        raise FieldError(field, f"expected an integer, got {describe(value)}")
+    if number not in INT64:
+        raise FieldError(field, f"integer out of the 64-bit range, got {describe(value)}")
+    return number
 
 
 def to_float(value: Any, field: str) -> float | None:
@@ -641,10 +651,15 @@ class FieldTypes:
         self.spec = spec
         self._values = itemgetter(*(key for key, _, _ in spec))
         self._clean_signatures: set[tuple[type, ...]] = set()
+        self._ints = [(i, key, field) for i, (key, kind, field) in enumerate(spec) if kind is int]
 
     def coerce(self, ev: dict[str, Any]) -> None:
         """Raise FieldError naming the first field of a wrong type; convert harmless ones."""
-        signature = tuple(map(type, self._values(ev)))
+        values = self._values(ev)
+        signature = tuple(map(type, values))
+        for i, _, field in self._ints:  # an int of a clean type can still be too large to store
+            if type(values[i]) is int and values[i] not in INT64:
+                to_int(values[i], field)  # raises, naming the field
         if signature in self._clean_signatures:
             return
         clean = True
