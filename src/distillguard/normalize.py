@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -203,7 +204,7 @@ def normalize_exchanges(table: pa.Table, hasher: Hasher, *, keep_text: bool = Fa
         conversation_hash=_hash_column(lambda x: hash_text("conv:" + x), pc.utf8_slice_codeunits(first_users, 0, 500)),
     )
     prompts = table["prompt_text"]
-    measured = measure_texts(prompts.to_pylist(), table["completion_text"].to_pylist())
+    measured = measure_texts(prompts, table["completion_text"])
     for name, values in measured.items():
         if name in _EVENT_COLUMNS:
             cols[name] = values
@@ -299,6 +300,30 @@ class ExcerptKeeper:
         accounts may keep as many excerpts again."""
         for row in rows:
             self._kept[row["account_id"]] -= 1
+
+
+def batch_excerpt_candidates(batch: NormalizedBatch, per_account: int, shipped: dict[str, int]) -> list[tuple[str, str, float, str]]:
+    """:func:`excerpt_candidates` of a whole batch, looking only at the rows of accounts that may still need one.
+
+    Once an account has had ``per_account`` candidates shipped (the common case after the first
+    blocks of a log), none of its rows is turned back into Python objects.
+
+    Example:
+        >>> from distillguard.privacy import Hasher
+        >>> batch = normalize_batch([{"event_id": "e1", "ts": 1.0, "account_id": "a",
+        ...     "messages": [{"role": "user", "content": "hi"}]}], Hasher(b"k"))
+        >>> shipped = {}
+        >>> batch_excerpt_candidates(batch, 1, shipped), batch_excerpt_candidates(batch, 1, shipped)
+        ([('a', 'e1', 1.0, 'hi')], [])
+    """
+    accounts = batch.events["account_id"].combine_chunks().dictionary_encode()
+    still_open = np.array([shipped.get(a, 0) < per_account for a in accounts.dictionary.to_pylist()], bool)
+    rows = np.flatnonzero(still_open[accounts.indices.to_numpy(zero_copy_only=False)]) if len(still_open) else []
+    if not len(rows):
+        return []
+    events = batch.events.take(rows)
+    columns = [events[name].to_pylist() for name in ("account_id", "event_id", "ts")]
+    return excerpt_candidates(list(zip(*columns, batch.prompts.take(rows).to_pylist())), per_account, shipped=shipped)
 
 
 def excerpt_candidates(

@@ -19,6 +19,7 @@ GARBAGE = [
     b"this is not json",
     b"[1, 2, 3]",
     b'{"startTime": "abc", "model_parameters": {}, "id": "bad-ts"}',
+    b'{"id": "huge", "startTime": 1700000000.0, "completion_tokens": 9223372036854775808}',  # > int64
     b"   ",  # blank: skipped, not quarantined
     b'{"id": "cut-off", "startTime": 1700000000.0, "messages": [',
 ]
@@ -79,7 +80,8 @@ def test_two_workers_store_exactly_what_one_stores(tmp_path, monkeypatch, keep_t
     assert parallel[2] == serial[2]
     # the input really has what the test is about
     report, tables, quarantine = serial
-    assert report.quarantined == 2 * 7 and quarantine.count(b"\n") == 14
+    assert report.quarantined == 2 * 8 and quarantine.count(b"\n") == 16
+    assert b"integer out of the 64-bit range" in quarantine
     assert report.files[0].inserted == 240 and report.files[1].inserted == 0  # second file: all duplicates
     assert len(tables["samples"]) == 15 and any("<email>" in s["prompt_excerpt"] for s in tables["samples"])
     assert bool(tables["texts"]) == keep_text

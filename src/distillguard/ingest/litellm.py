@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillguard.errors import Quarantined
 from distillguard.ingest.base import Reader
@@ -38,6 +40,7 @@ from distillguard.ingest.lines import (
     to_int,
     to_messages,
 )
+from distillguard.normalize import exchange_table
 from distillguard.schema import RawEvent
 from distillguard.types import ReaderStream
 
@@ -117,6 +120,30 @@ class LiteLLMReader(Reader):
             except FieldError as e:
                 append(quarantine(path, line_no, e.field, e.reason, raw))
         return out
+
+
+    def parse_block(self, path: Path, first_line_no: int, block: bytes) -> tuple[pa.Table | None, list[Quarantined]]:
+        """The lines of ``block`` (from ``iter_line_blocks``) as ``EXCHANGE_SCHEMA`` rows in input order, and
+        the lines set aside.
+
+        Ordinary lines are mapped in compiled code
+        (:func:`~distillguard.ingest.litellm_columns.litellm_columns`); every other line goes through
+        :meth:`parse_lines`, the definition the compiled path is tested against, so each line gives the
+        same row, or the same quarantine entry, whichever path takes it.
+        """
+        from distillguard.ingest.litellm_columns import litellm_columns  # numba: loaded where blocks are parsed
+
+        table, left = litellm_columns(block, first_line_no, str(path))
+        if not left:
+            return table, []
+        events: list[RawEvent] = []
+        quarantined: list[Quarantined] = []
+        for item in self.parse_lines(path, left):
+            (quarantined if type(item) is Quarantined else events).append(item)
+        if events:
+            table = pa.concat_tables([table, exchange_table(events)])
+            table = table.take(pc.sort_indices(table["source_line"]))  # back into input order
+        return table, quarantined
 
 
 def _block(record: dict[str, Any], key: str, field: str) -> dict[str, Any]:

@@ -27,8 +27,8 @@ import pyarrow as pa
 
 from distillguard.errors import Quarantined
 from distillguard.ingest import READERS, make_reader, read_accounts
-from distillguard.ingest.lines import block_lines, is_gzip, iter_line_blocks
-from distillguard.normalize import ExcerptKeeper, excerpt_candidates, normalize_batch
+from distillguard.ingest.lines import is_gzip, iter_line_blocks
+from distillguard.normalize import ExcerptKeeper, batch_excerpt_candidates, normalize_batch, normalize_exchanges
 from distillguard.privacy import Hasher
 from distillguard.schema import ACCOUNT_SCHEMA, SAMPLE_SCHEMA, RawEvent
 from distillguard.store.base import EventStore
@@ -168,12 +168,15 @@ def ingest_files(
             file_report = FileReport(path=str(path), format=fmt)
             report.files.append(file_report)
             reader = make_reader(path, fmt=fmt, mapping=mapping)
-            if n_workers > 1 and hasattr(reader, "parse_lines"):
+            if hasattr(reader, "parse_block"):  # line by line: blocks of lines, in workers if there are several
                 if pool is None:
-                    pool = _Pool(n_workers, hasher, keep_text, excerpts_per_account)
-                    report.workers = n_workers
-                _ingest_parallel(pool, reader.name, path, store, quarantine, keeper, file_report, report,
-                                 store_rows, on_progress)  # fmt: skip
+                    if n_workers > 1:
+                        pool = _Pool(n_workers, hasher, keep_text, excerpts_per_account)
+                        report.workers = n_workers
+                    else:
+                        pool = _InProcess(hasher, keep_text, excerpts_per_account)
+                _ingest_blocks(pool, reader.name, path, store, quarantine, keeper, file_report, report,
+                               store_rows, on_progress)  # fmt: skip
                 continue
             t_file, t_other = time.perf_counter(), report.timings_s["normalize"] + report.timings_s["store"]
             buffer: list[RawEvent] = []
@@ -290,7 +293,7 @@ def _normalize_into(stored: _StoreBuffer, buffer, hasher, keep_text, keeper, tim
 
 
 class _Pool:
-    """Worker processes that parse and normalize chunks of lines (the hashing secret goes to each once)."""
+    """Worker processes that parse and normalize blocks of lines (the hashing secret goes to each once)."""
 
     def __init__(self, n: int, hasher: Hasher, keep_text: bool, excerpts_per_account: int):
         self.n = n
@@ -299,9 +302,9 @@ class _Pool:
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         ctx = multiprocessing.get_context(method)
         if method == "forkserver":
-            # the kernels (numba) and pandas (pyarrow imports it on first use) too: every worker needs
-            # them, and pages loaded before the fork are shared instead of loaded again per worker
-            ctx.set_forkserver_preload(["distillguard.ingest.pipeline", "distillguard.features.kernels", "pandas"])
+            # the compiled kernels, ready to run (warmup), and pandas (pyarrow imports it on first use) too:
+            # every worker needs them, and pages loaded before the fork are shared instead of loaded again
+            ctx.set_forkserver_preload(["distillguard.ingest.pipeline", "distillguard.ingest.warmup", "pandas"])
         # The Hasher (and so the secret) goes through the worker start-up pipe only
         # (never a command line, environment variable or log).
         self.executor = ProcessPoolExecutor(
@@ -316,16 +319,21 @@ class _Pool:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-_worker: dict[str, Any] = {}
+class _InProcess:
+    """:class:`_Pool`'s interface, doing each block in the calling process as it is submitted."""
 
+    n = 1
 
-def _init_worker(hasher: Hasher, keep_text: bool, excerpts_per_account: int) -> None:
-    # shipped: excerpt candidates this worker already sent per account.  A worker takes its chunks in
-    # input order and the main process keeps excerpts in input order, so once a worker has sent
-    # ``per_account`` for an account, the main process holds that many from earlier chunks and needs
-    # no more: later chunks skip the (costly) redaction for it.
-    _worker.update(hasher=hasher, keep_text=keep_text, per_account=excerpts_per_account,
-                   readers={}, shipped={})  # fmt: skip
+    def __init__(self, hasher: Hasher, keep_text: bool, excerpts_per_account: int):
+        self.worker = _BlockWorker(hasher, keep_text, excerpts_per_account)
+
+    def submit(self, fmt: str, path: str, first_line_no: int, block: bytes) -> Future:
+        done: Future = Future()
+        done.set_result(self.worker.work(fmt, path, first_line_no, block))
+        return done
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass
@@ -340,39 +348,56 @@ class _ChunkResult:
     normalize_s: float
 
 
+class _BlockWorker:
+    """Parses and normalizes blocks of lines, in a worker process or in the calling one."""
+
+    def __init__(self, hasher: Hasher, keep_text: bool, excerpts_per_account: int):
+        self.hasher, self.keep_text, self.per_account = hasher, keep_text, excerpts_per_account
+        self.readers: dict[str, Any] = {}
+        # excerpt candidates already sent per account.  Blocks come in input order and the main process
+        # keeps excerpts in input order, so once ``per_account`` were sent for an account, the main
+        # process holds that many from earlier blocks and needs no more: later blocks skip the (costly)
+        # redaction for it.
+        self.shipped: dict[str, int] = {}
+
+    def work(self, fmt: str, path: str, first_line_no: int, block: bytes) -> _ChunkResult:
+        """Parse the lines of ``block`` (from ``iter_line_blocks``) of ``path`` as ``fmt``, normalize them."""
+        t0 = time.perf_counter()
+        reader = self.readers.get(fmt) or self.readers.setdefault(fmt, READERS[fmt]())
+        exchanges, quarantined = reader.parse_block(Path(path), first_line_no, block)
+        t1 = time.perf_counter()
+        if exchanges is None or not exchanges.num_rows:
+            return _ChunkResult(None, None, quarantined, [], 0, None, t1 - t0, 0.0)
+        batch = normalize_exchanges(exchanges, self.hasher, keep_text=self.keep_text)
+        excerpts = batch_excerpt_candidates(batch, self.per_account, self.shipped)
+        return _ChunkResult(batch.events, batch.texts, quarantined, excerpts, exchanges.num_rows,
+                            reader.name, t1 - t0, time.perf_counter() - t1)  # fmt: skip
+
+
+_worker: _BlockWorker | None = None
+
+
+def _init_worker(hasher: Hasher, keep_text: bool, excerpts_per_account: int) -> None:
+    global _worker
+    _worker = _BlockWorker(hasher, keep_text, excerpts_per_account)
+
+
 def _work(fmt: str, path: str, first_line_no: int, block: bytes) -> _ChunkResult:
-    """In a worker: parse the lines of ``block`` (from ``iter_line_blocks``) of ``path`` as ``fmt``, normalize them."""
-    # The cyclic GC would walk every parsed record again and again (~10% of the time); a chunk
+    """In a worker process: :meth:`_BlockWorker.work`."""
+    # The cyclic GC would walk every parsed record again and again (~10% of the time); a block
     # makes no reference cycles worth collecting before it is done, and the worker does nothing else.
     gc.disable()
     try:
-        return _work_chunk(fmt, path, block_lines(first_line_no, block))
+        return _worker.work(fmt, path, first_line_no, block)
     finally:
         gc.enable()
 
 
-def _work_chunk(fmt: str, path: str, lines: list[tuple[int, bytes]]) -> _ChunkResult:
-    t0 = time.perf_counter()
-    readers = _worker["readers"]
-    reader = readers.get(fmt) or readers.setdefault(fmt, READERS[fmt]())
-    events: list[RawEvent] = []
-    quarantined: list[Quarantined] = []
-    for item in reader.parse_lines(Path(path), lines):
-        (quarantined if type(item) is Quarantined else events).append(item)
-    t1 = time.perf_counter()
-    if not events:
-        return _ChunkResult(None, None, quarantined, [], 0, None, t1 - t0, 0.0)
-    batch = normalize_batch(events, _worker["hasher"], keep_text=_worker["keep_text"])
-    excerpts = excerpt_candidates(batch.excerpts, _worker["per_account"], shipped=_worker["shipped"])
-    return _ChunkResult(batch.events, batch.texts, quarantined, excerpts, len(events),
-                        events[0].get("source_format"), t1 - t0, time.perf_counter() - t1)  # fmt: skip
-
-
-def _ingest_parallel(
+def _ingest_blocks(
     pool: _Pool, fmt: str, path: str | Path, store: EventStore, quarantine: QuarantineWriter, keeper: ExcerptKeeper,
     file_report: FileReport, report: IngestReport, store_rows: int, on_progress: ProgressCallback | None,
 ) -> None:  # fmt: skip
-    """One line-oriented file through the worker pool; results are taken (and stored) in input order."""
+    """One line-oriented file through the worker pool (or in process); results are taken (and stored) in input order."""
     timings = report.timings_s
     timings.setdefault("wait", 0.0)
     source = str(Path(path))
