@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from distillguard.errors import Quarantined
 from distillguard.ingest.base import Reader
 from distillguard.ingest.lines import (
+    block_lines,
     FieldError,
     FieldTypes,
     content_text,
@@ -40,7 +41,7 @@ from distillguard.ingest.lines import (
     to_int,
     to_messages,
 )
-from distillguard.normalize import exchange_table
+from distillguard.normalize import EXCHANGE_SCHEMA, exchange_table
 from distillguard.schema import RawEvent
 from distillguard.types import ReaderStream
 
@@ -122,18 +123,23 @@ class LiteLLMReader(Reader):
         return out
 
 
-    def parse_block(self, path: Path, first_line_no: int, block: bytes) -> tuple[pa.Table | None, list[Quarantined]]:
+    def parse_block(self, path: Path, first_line_no: int, block: bytes, *, compiled: bool = True,
+                    ) -> tuple[pa.Table | None, list[Quarantined]]:  # fmt: skip
         """The lines of ``block`` (from ``iter_line_blocks``) as ``EXCHANGE_SCHEMA`` rows in input order, and
         the lines set aside.
 
-        Ordinary lines are mapped in compiled code
-        (:func:`~distillguard.ingest.litellm_columns.litellm_columns`); every other line goes through
+        With ``compiled``, ordinary lines are mapped in compiled code
+        (:func:`~distillguard.ingest.litellm_columns.litellm_columns`, ~5x faster; its first use on a
+        machine compiles it, about a minute, then it is cached); every other line goes through
         :meth:`parse_lines`, the definition the compiled path is tested against, so each line gives the
         same row, or the same quarantine entry, whichever path takes it.
         """
-        from distillguard.ingest.litellm_columns import litellm_columns  # numba: loaded where blocks are parsed
+        if compiled:
+            from distillguard.ingest.litellm_columns import litellm_columns  # numba: loaded where it is used
 
-        table, left = litellm_columns(block, first_line_no, str(path))
+            table, left = litellm_columns(block, first_line_no, str(path))
+        else:
+            table, left = EXCHANGE_SCHEMA.empty_table(), block_lines(first_line_no, block)
         if not left:
             return table, []
         events: list[RawEvent] = []
@@ -141,8 +147,11 @@ class LiteLLMReader(Reader):
         for item in self.parse_lines(path, left):
             (quarantined if type(item) is Quarantined else events).append(item)
         if events:
-            table = pa.concat_tables([table, exchange_table(events)])
-            table = table.take(pc.sort_indices(table["source_line"]))  # back into input order
+            rest = exchange_table(events)
+            if table.num_rows:  # both paths had lines: back into input order
+                rest = pa.concat_tables([table, rest])
+                rest = rest.take(pc.sort_indices(rest["source_line"]))
+            table = rest
         return table, quarantined
 
 

@@ -173,8 +173,9 @@ def ingest_files(
                     if n_workers > 1:
                         pool = _Pool(n_workers, hasher, keep_text, excerpts_per_account)
                         report.workers = n_workers
-                    else:
-                        pool = _InProcess(hasher, keep_text, excerpts_per_account)
+                    else:  # compiled reader only where it pays for its first compilation (~1 min, then cached)
+                        pool = _InProcess(hasher, keep_text, excerpts_per_account,
+                                          compiled=_input_bytes(paths) >= PARALLEL_MIN_BYTES)  # fmt: skip
                 _ingest_blocks(pool, reader.name, path, store, quarantine, keeper, file_report, report,
                                store_rows, on_progress)  # fmt: skip
                 continue
@@ -223,13 +224,18 @@ def _worker_count(paths: list[str | Path], workers: int | None) -> int:
     n = default_workers()
     if n == 1:
         return 1
+    return n if _input_bytes(paths) >= PARALLEL_MIN_BYTES else 1
+
+
+def _input_bytes(paths: list[str | Path]) -> int:
+    """About how many bytes ``paths`` hold uncompressed (gzip counted x GZIP_RATIO)."""
     size = 0
     for path in paths:
         try:
             size += Path(path).stat().st_size * (GZIP_RATIO if is_gzip(Path(path)) else 1)
         except OSError:
             pass  # the reader names a missing file
-    return n if size >= PARALLEL_MIN_BYTES else 1
+    return size
 
 
 def _quarantined(item: Quarantined, file_report: FileReport, quarantine: QuarantineWriter, report: IngestReport) -> None:
@@ -324,8 +330,8 @@ class _InProcess:
 
     n = 1
 
-    def __init__(self, hasher: Hasher, keep_text: bool, excerpts_per_account: int):
-        self.worker = _BlockWorker(hasher, keep_text, excerpts_per_account)
+    def __init__(self, hasher: Hasher, keep_text: bool, excerpts_per_account: int, *, compiled: bool):
+        self.worker = _BlockWorker(hasher, keep_text, excerpts_per_account, compiled=compiled)
 
     def submit(self, fmt: str, path: str, first_line_no: int, block: bytes) -> Future:
         done: Future = Future()
@@ -349,10 +355,13 @@ class _ChunkResult:
 
 
 class _BlockWorker:
-    """Parses and normalizes blocks of lines, in a worker process or in the calling one."""
+    """Parses and normalizes blocks of lines, in a worker process or in the calling one.
 
-    def __init__(self, hasher: Hasher, keep_text: bool, excerpts_per_account: int):
-        self.hasher, self.keep_text, self.per_account = hasher, keep_text, excerpts_per_account
+    ``compiled``: let the reader map ordinary lines in compiled code (same rows; see ``parse_block``).
+    """
+
+    def __init__(self, hasher: Hasher, keep_text: bool, excerpts_per_account: int, *, compiled: bool = True):
+        self.hasher, self.keep_text, self.per_account, self.compiled = hasher, keep_text, excerpts_per_account, compiled
         self.readers: dict[str, Any] = {}
         # excerpt candidates already sent per account.  Blocks come in input order and the main process
         # keeps excerpts in input order, so once ``per_account`` were sent for an account, the main
@@ -364,7 +373,7 @@ class _BlockWorker:
         """Parse the lines of ``block`` (from ``iter_line_blocks``) of ``path`` as ``fmt``, normalize them."""
         t0 = time.perf_counter()
         reader = self.readers.get(fmt) or self.readers.setdefault(fmt, READERS[fmt]())
-        exchanges, quarantined = reader.parse_block(Path(path), first_line_no, block)
+        exchanges, quarantined = reader.parse_block(Path(path), first_line_no, block, compiled=self.compiled)
         t1 = time.perf_counter()
         if exchanges is None or not exchanges.num_rows:
             return _ChunkResult(None, None, quarantined, [], 0, None, t1 - t0, 0.0)
