@@ -8,8 +8,9 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from distillguard.findings import FINDINGS_SCHEMA_VERSION
 from distillguard.cli import app
+from distillguard.findings import FINDINGS_SCHEMA_VERSION
+from distillguard.privacy import Hasher
 from distillguard.simulate import run_scenario
 
 runner = CliRunner()
@@ -34,6 +35,7 @@ def test_scan_writes_findings_and_flags_planted_campaigns(small_sim, tmp_path):
     assert len(attack_flagged) >= 0.8 * len(flagged)
     summary = orjson.loads((out / "summary.json").read_bytes())
     assert summary["n_accounts"] == len(accounts) and summary["schema_version"] == FINDINGS_SCHEMA_VERSION == 3
+    assert summary["secret_fingerprint"] == Hasher.from_config().fingerprint  # what a gateway checks its secret against
     assert "<html" in (out / "report.html").read_text().lower()
 
 

@@ -113,6 +113,8 @@ class ScanSummary:
     n_end_users_flagged: int = 0  # harvesting end users found inside shared accounts
     model_version: str | None = None
     generated_at: float | None = None
+    #: :attr:`~distillguard.privacy.Hasher.fingerprint` of the secret identifiers were hashed with
+    secret_fingerprint: str | None = None
 
     def explain(self) -> str:
         return (

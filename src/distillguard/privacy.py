@@ -66,6 +66,17 @@ class Hasher:
             return cls(env.encode())
         return cls(DEMO_SECRET, is_demo=True)
 
+    @property
+    def fingerprint(self) -> str:
+        """A short public name of the secret: equal for equal secrets, telling nothing about it (an HMAC of a
+        fixed label).  Scans write it to ``summary.json`` so a gateway can tell it hashes as the scan did.
+
+        Example:
+            >>> Hasher(b"a").fingerprint == Hasher(b"a").fingerprint != Hasher(b"b").fingerprint
+            True
+        """
+        return hmac.new(self._secret, b"distillguard secret fingerprint v1", hashlib.sha256).hexdigest()[:16]
+
     def hash_text(self, value: str | None) -> int | None:
         """:meth:`hash` without the cache, for long texts (prompt prefixes): cached, a worker's 262,144
         entries of up to 2,000 characters would hold hundreds of MB for hashes that cost ~1 us each."""

@@ -127,6 +127,7 @@ def run_scan(
         n_clusters=len(links.clusters) if links else 0,
         n_clusters_flagged=n_clusters_flagged,
         n_end_users_flagged=n_end_users_flagged,
+        secret_fingerprint=hasher.fingerprint,
         model_version=_model_label(model, hasher),
         generated_at=time.time(),
     )

@@ -87,6 +87,20 @@ def test_bad_scan_directories_are_named(tmp_path):
         load_scan_decisions(tmp_path, MemoryState().risk)
 
 
+def test_a_scan_hashed_with_another_secret_is_refused_by_name(tmp_path):
+    out = scan_dir(tmp_path)
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    (out / "summary.json").write_bytes(orjson.dumps({**summary, "secret_fingerprint": Hasher(b"scan").fingerprint}))
+    with pytest.raises(InputError, match="another secret") as raised:
+        load_scan_decisions(out, MemoryState().risk, hasher=Hasher(b"gateway"))
+    assert raised.value.field == "secret_fingerprint" and raised.value.path.endswith("summary.json")
+    with pytest.raises(InputError, match="another secret"):
+        build_enforcer(online=False, decisions_from=str(out), secret_file=None)  # the demo secret, not "scan"
+    assert load_scan_decisions(out, MemoryState().risk, hasher=Hasher(b"scan")).n_accounts == 4
+    (out / "summary.json").write_bytes(orjson.dumps(summary))  # an older scan names no secret: loaded as before
+    assert load_scan_decisions(out, MemoryState().risk, hasher=Hasher(b"gateway")).n_accounts == 4
+
+
 def reseller_scan(tmp_path, hasher):
     """A reseller whose scan score was lifted to its one harvesting end user's ("mallory"); on its
     own (``detector_scores["cluster"]``) it is unremarkable."""

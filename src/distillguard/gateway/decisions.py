@@ -27,6 +27,7 @@ from distillguard.errors import InputError
 from distillguard.findings import FINDINGS_SCHEMA_VERSION
 from distillguard.gateway.risk import RiskRecord
 from distillguard.gateway.state.base import CLUSTER, SCAN, RiskTable
+from distillguard.privacy import Hasher
 from distillguard.subaccount_ids import sub_account_id
 from distillguard.types import PathArg
 
@@ -132,8 +133,14 @@ def cluster_record(row: dict[str, Any], *, threshold: float | None, now: float) 
     )  # fmt: skip
 
 
-def load_scan_decisions(scan_dir: PathArg, risk: RiskTable, *, ttl_s: float | None = DEFAULT_SCAN_TTL_S, min_score: float = 0.0) -> LoadedScan:
-    """Write a scan's accounts (score >= ``min_score``) and clusters as risk records into ``risk``."""
+def load_scan_decisions(scan_dir: PathArg, risk: RiskTable, *, ttl_s: float | None = DEFAULT_SCAN_TTL_S, min_score: float = 0.0,
+                        hasher: Hasher | None = None) -> LoadedScan:  # fmt: skip
+    """Write a scan's accounts (score >= ``min_score``) and clusters as risk records into ``risk``.
+
+    ``hasher``: the gateway's.  A scan that names the secret it hashed with (``summary.json``'s
+    ``secret_fingerprint``) and used another one is refused: its end users (and accounts known only by
+    a key hash) would never match the gateway's, so its decisions would silently not apply.
+    """
     out = Path(scan_dir)
     accounts_path = out / "accounts.jsonl"
     if not accounts_path.is_file():
@@ -141,7 +148,13 @@ def load_scan_decisions(scan_dir: PathArg, risk: RiskTable, *, ttl_s: float | No
     threshold = None
     summary_path = out / "summary.json"
     if summary_path.is_file():
-        threshold = orjson.loads(summary_path.read_bytes()).get("threshold")
+        summary = orjson.loads(summary_path.read_bytes())
+        threshold = summary.get("threshold")
+        scanned_with = summary.get("secret_fingerprint")
+        if hasher is not None and scanned_with is not None and scanned_with != hasher.fingerprint:
+            raise InputError(str(summary_path), f"the scan hashed identifiers with another secret (fingerprint {scanned_with}, "
+                             f"this gateway's is {hasher.fingerprint}): give both the same DISTILLGUARD_SECRET or --secret-file",
+                             field="secret_fingerprint")  # fmt: skip
     now = time.time()
     rows = _read_jsonl(accounts_path)
     accounts = [account_record(r, threshold=threshold, now=now) for r in rows if float(r["score"]) >= min_score]

@@ -357,18 +357,19 @@ def build_enforcer(
     state = open_state(options["redis_url"], prefix=options["redis_prefix"])
     try:
         watcher = PolicyWatcher(options["policy_path"], check_interval_s=float(options["policy_check_interval_s"]))
+        hasher = hasher or Hasher.from_config(options["secret_file"])
         scan_dir = options["decisions_dir"] or options["decisions_from"]
         if scan_dir:
             from distillguard.gateway.decisions import load_scan_decisions
 
-            loaded = load_scan_decisions(scan_dir, state.risk)
+            loaded = load_scan_decisions(scan_dir, state.risk, hasher=hasher)
             log.info("loaded scan decisions from %s: %d accounts (%d flagged), %d end users of shared accounts (%d flagged), "
                      "%d clusters (%d flagged)", loaded.scan_dir, loaded.n_accounts, loaded.n_flagged_accounts,
                      loaded.n_end_users, loaded.n_flagged_end_users, loaded.n_clusters, loaded.n_flagged_clusters)  # fmt: skip
         scorer = build_scorer(state.risk, options) if scorer_in_process else None
         return PolicyEnforcer(
             watcher, state, scorer, online=scorer is not None, cache_ttl_s=options["cache_ttl_s"],
-            hasher=hasher or Hasher.from_config(options["secret_file"]),
+            hasher=hasher,
         )  # fmt: skip
     except BaseException:
         state.close()
