@@ -185,12 +185,13 @@ def normalize_exchanges(table: pa.Table, hasher: Hasher, *, keep_text: bool = Fa
     end_user_hash = _hash_column(hash_, table["end_user"])
     systems = table["system_text"]
     first_users = table["first_user_text"]
+    ip_hash, ip_prefix_hash = _hash_column(hash_, table["ip"], hasher.ip_prefix_hash)
     cols: dict[str, Any] = {name: table[name] for name in _PASSTHROUGH}
     cols.update(
         api_key_hash=api_key_hash,
         end_user_hash=end_user_hash,
-        ip_hash=_hash_column(hash_, table["ip"]),
-        ip_prefix_hash=_hash_column(hasher.ip_prefix_hash, table["ip"]),
+        ip_hash=ip_hash,
+        ip_prefix_hash=ip_prefix_hash,
         user_agent_hash=_hash_column(hash_, table["user_agent"]),
         account_id=_account_ids(table["account_id"], api_key_hash, end_user_hash),
         latency_s=pc.subtract(table["end_ts"], table["ts"]),
@@ -244,13 +245,15 @@ def _strings(values: Sequence) -> pa.Array:
                          for v in values], pa.string())  # fmt: skip
 
 
-def _hash_column(fn: Callable[[Any], Any], values: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """``fn`` of each value as int64 (null where the value is null), calling ``fn`` once per distinct value."""
+def _hash_column(fn: Callable[[Any], Any], values: pa.ChunkedArray | pa.Array, *more: Callable[[Any], Any]) -> Any:
+    """``fn`` of each value as int64 (null where the value is null), calling ``fn`` once per distinct value;
+    with ``more`` functions, a tuple of one such column per function (the values grouped once)."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     encoded = values.dictionary_encode()  # nulls stay nulls in the indices
-    hashed = pa.array([fn(v) for v in encoded.dictionary.to_pylist()], pa.int64())
-    return hashed.take(encoded.indices)
+    distinct = encoded.dictionary.to_pylist()
+    hashed = tuple(pa.array([f(v) for v in distinct], pa.int64()).take(encoded.indices) for f in (fn, *more))
+    return hashed if more else hashed[0]
 
 
 def _account_ids(accounts: pa.ChunkedArray, api_key_hash: pa.Array, end_user_hash: pa.Array) -> pa.Array:

@@ -157,7 +157,8 @@ def ingest_files(
     paths = list(paths)
     if keep_text:  # clear text makes rows ~10x larger: store in smaller steps to bound memory
         store_rows = min(store_rows, KEEP_TEXT_STORE_ROWS)
-    n_workers = _worker_count(paths, workers)
+    input_bytes = _input_bytes(paths)
+    n_workers = _worker_count(input_bytes, workers)
     report = IngestReport(quarantine_path=str(quarantine_path) if quarantine_path else None)
     quarantine = QuarantineWriter(quarantine_path)
     keeper = ExcerptKeeper(excerpts_per_account)
@@ -175,7 +176,7 @@ def ingest_files(
                         report.workers = n_workers
                     else:  # compiled reader only where it pays for its first compilation (~1 min, then cached)
                         pool = _InProcess(hasher, keep_text, excerpts_per_account,
-                                          compiled=_input_bytes(paths) >= PARALLEL_MIN_BYTES)  # fmt: skip
+                                          compiled=input_bytes >= PARALLEL_MIN_BYTES)  # fmt: skip
                 _ingest_blocks(pool, reader.name, path, store, quarantine, keeper, file_report, report,
                                store_rows, on_progress)  # fmt: skip
                 continue
@@ -216,7 +217,7 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def _worker_count(paths: list[str | Path], workers: int | None) -> int:
+def _worker_count(input_bytes: int, workers: int | None) -> int:
     if workers is not None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -224,7 +225,7 @@ def _worker_count(paths: list[str | Path], workers: int | None) -> int:
     n = default_workers()
     if n == 1:
         return 1
-    return n if _input_bytes(paths) >= PARALLEL_MIN_BYTES else 1
+    return n if input_bytes >= PARALLEL_MIN_BYTES else 1
 
 
 def _input_bytes(paths: list[str | Path]) -> int:
