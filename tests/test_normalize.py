@@ -51,8 +51,8 @@ def _expected(ev):
         "n_user_turns": len(users),
         "n_assistant_turns": sum(m["role"] == "assistant" for m in messages),
         "has_system": bool(system),
-        "system_hash": HASHER.hash("sys:" + system[:2000]) if system else None,
-        "conversation_hash": HASHER.hash("conv:" + users[0][:500]) if users else None,
+        "system_hash": HASHER.hash_text(system[:2000], "sys") if system else None,
+        "conversation_hash": HASHER.hash_text(users[0][:500], "conv") if users else None,
     }
 
 

@@ -113,10 +113,19 @@ def test_hash_is_hmac_sha256_of_the_utf8_text():
     assert Hasher(b"k").hash("") is None and Hasher(b"k").hash(None) is None
 
 
-def test_hash_text_is_the_same_keyed_hash_without_the_cache():
+def test_text_hashes_are_keyed_by_secret_and_domain():
+    import pickle
+
+    import pyarrow as pa
+
+    texts = pa.array(["a long prompt " * 40, "a long prompt " * 40, "", None, "é\U0001f600 other"])
     h = Hasher(b"k" * 32)
-    text = "conv:" + "a long prompt " * 40
-    assert h.hash_text(text) == h.hash(text) and h.hash_text(None) is None
+    got = h.hash_texts(texts, "conv").to_pylist()
+    assert got[0] == got[1] and len({got[0], got[2], got[4]}) == 3 and got[3] is None
+    assert got == pickle.loads(pickle.dumps(h)).hash_texts(texts, "conv").to_pylist()  # as an ingest worker hashes
+    assert got == [h.hash_text(t, "conv") for t in texts.to_pylist()]
+    other_domain, other_secret = h.hash_texts(texts, "sys").to_pylist(), Hasher(b"j" * 32).hash_texts(texts, "conv").to_pylist()
+    assert all(a != b and a != c for a, b, c in zip(got[:3], other_domain, other_secret))
     before = h.hash.cache_info().currsize
-    h.hash_text("sys:" + "another long text " * 50)
+    h.hash_texts(pa.array(["another long text " * 50]), "sys")
     assert h.hash.cache_info().currsize == before  # long texts do not fill the identifier cache

@@ -40,6 +40,10 @@ _IDENTITY = (
 _FIELDS = _PASSTHROUGH + tuple(f for f in _IDENTITY if f not in _PASSTHROUGH)
 _FIELDS_GET = itemgetter(*_FIELDS)
 _EVENT_COLUMNS = frozenset(EVENT_SCHEMA.names)
+#: Characters of the first user message that name a conversation, and of the system prompt that name it:
+#: chats and long system prompts that differ only further on group together.
+CONVERSATION_PREFIX_CHARS = 500
+SYSTEM_PREFIX_CHARS = 2000
 
 
 #: What a batch of events is reduced to before its identifiers are hashed and its text measured: one
@@ -180,10 +184,11 @@ def normalize_exchanges(table: pa.Table, hasher: Hasher, *, keep_text: bool = Fa
         True
     """
     n = table.num_rows
-    hash_, hash_text = hasher.hash, hasher.hash_text
+    hash_ = hasher.hash
     api_key_hash = _hash_column(hash_, table["api_key"])
     end_user_hash = _hash_column(hash_, table["end_user"])
     systems = table["system_text"]
+    has_system = pc.not_equal(systems, "")
     first_users = table["first_user_text"]
     ip_hash, ip_prefix_hash = _hash_column(hash_, table["ip"], hasher.ip_prefix_hash)
     cols: dict[str, Any] = {name: table[name] for name in _PASSTHROUGH}
@@ -199,10 +204,13 @@ def normalize_exchanges(table: pa.Table, hasher: Hasher, *, keep_text: bool = Fa
         n_messages=table["n_messages"],
         n_user_turns=table["n_user_turns"],
         n_assistant_turns=table["n_assistant_turns"],
-        has_system=pc.not_equal(systems, ""),
-        # hashed on a prefix (in characters): long system prompts and chats that differ further on group together
-        system_hash=_hash_column(lambda x: hash_text("sys:" + x) if x else None, pc.utf8_slice_codeunits(systems, 0, 2000)),
-        conversation_hash=_hash_column(lambda x: hash_text("conv:" + x), pc.utf8_slice_codeunits(first_users, 0, 500)),
+        has_system=has_system,
+        # hashed on a prefix (in characters): long system prompts and chats that differ further on group together;
+        # an empty system prompt is none (null), an empty first user message still starts a conversation
+        system_hash=hasher.hash_texts(
+            pc.if_else(has_system, pc.utf8_slice_codeunits(systems, 0, SYSTEM_PREFIX_CHARS), pa.scalar(None, pa.string())), "sys"
+        ),
+        conversation_hash=hasher.hash_texts(pc.utf8_slice_codeunits(first_users, 0, CONVERSATION_PREFIX_CHARS), "conv"),
     )
     prompts = table["prompt_text"]
     measured = measure_texts(prompts, table["completion_text"])

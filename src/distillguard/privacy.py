@@ -4,7 +4,8 @@ Identifiers become HMAC-SHA256 under a deployment secret, truncated to a
 signed 64-bit integer: equal inputs stay equal (so accounts that share an IP
 can still be linked) but the clear value cannot be recovered without the
 secret.  An IP's network prefix is hashed on its own so subnets can be
-compared without the address.
+compared without the address.  Long texts (prompt prefixes) get SipHash-2-4
+under a key derived from the same secret (:meth:`Hasher.hash_texts`).
 
 Example:
     >>> h = Hasher(b"secret")
@@ -26,6 +27,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+import pyarrow as pa
+
 from distillguard.errors import ConfigError
 
 #: Used only when no secret is configured; scans say so in their summary.
@@ -45,6 +48,7 @@ class Hasher:
         self.is_demo = is_demo
         self.hash = lru_cache(maxsize=1 << 18)(self._hash)
         self.ip_prefix_hash = lru_cache(maxsize=1 << 16)(self._ip_prefix_hash)
+        self._text_keys: dict[str, bytes] = {}
 
     def __reduce__(self):
         # Pickled for ingest worker processes (through their start-up pipe only); the caches are rebuilt.
@@ -77,10 +81,31 @@ class Hasher:
         """
         return hmac.new(self._secret, b"distillguard secret fingerprint v1", hashlib.sha256).hexdigest()[:16]
 
-    def hash_text(self, value: str | None) -> int | None:
-        """:meth:`hash` without the cache, for long texts (prompt prefixes): cached, a worker's 262,144
-        entries of up to 2,000 characters would hold hundreds of MB for hashes that cost ~1 us each."""
-        return self._hash(value)
+    def hash_texts(self, values: pa.Array | pa.ChunkedArray, domain: str) -> pa.Int64Array:
+        """A keyed hash of each text of a string column (null stays null), for long texts such as prompt
+        prefixes: SipHash-2-4 under a key derived from the secret and ``domain`` (texts of different
+        domains never hash alike), computed over the column's buffer (:mod:`distillguard.siphash`).
+        Texts are mostly distinct, so this is not cached.
+
+        Example:
+            >>> import pyarrow as pa
+            >>> h = Hasher(b"secret")
+            >>> a, b, c = h.hash_texts(pa.array(["hello", "hello", None]), "conv").to_pylist()
+            >>> a == b != h.hash_texts(pa.array(["hello"]), "sys")[0].as_py() and c is None
+            True
+        """
+        from distillguard.siphash import siphash24_column
+
+        key = self._text_keys.get(domain)
+        if key is None:
+            key = self._text_keys[domain] = hmac.digest(self._secret, b"distillguard text hash v1:" + domain.encode(), "sha256")[:16]
+        return siphash24_column(values, key)
+
+    def hash_text(self, value: str | None, domain: str) -> int | None:
+        """:meth:`hash_texts` of one text."""
+        if value is None:
+            return None
+        return self.hash_texts(pa.array([value], pa.string()), domain)[0].as_py()
 
     def _hash(self, value: object) -> int | None:
         if value is None or value == "":

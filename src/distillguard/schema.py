@@ -25,8 +25,9 @@ from typing import Any, TypedDict
 
 import pyarrow as pa
 
-#: Bumped whenever a stored column changes meaning or type.
-EVENT_SCHEMA_VERSION = 1
+#: Bumped whenever a stored column changes meaning or type (v2: `conversation_hash` and `system_hash` are
+#: SipHash-2-4 under a key derived from the secret, no longer HMAC-SHA256).
+EVENT_SCHEMA_VERSION = 2
 
 
 class Message(TypedDict, total=False):
