@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 
 import orjson
 import pytest
@@ -86,6 +87,24 @@ def test_two_workers_store_exactly_what_one_stores(tmp_path, monkeypatch, keep_t
     assert len(tables["samples"]) == 15 and any("<email>" in s["prompt_excerpt"] for s in tables["samples"])
     assert bool(tables["texts"]) == keep_text
     assert {"read", "normalize", "store", "wait"} <= set(parallel[0].timings_s)
+
+
+def test_blocks_reach_workers_through_shared_memory_and_oversized_ones_through_the_pipe(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "CHUNK_BYTES", 3000)  # slots of 6,000 bytes
+    events = [make_event(i) for i in range(120)]
+    events[60]["messages"] = [{"role": "user", "content": "a long question " * 1000}]  # a 16 kB line: its own block
+    path = tmp_path / "events.jsonl"
+    write_events(events, path, fmt="litellm")
+    slots: list[int | None] = []
+    put = pipeline._SharedBlocks.put
+    monkeypatch.setattr(pipeline._SharedBlocks, "put", lambda self, block: slots.append(put(self, block)) or slots[-1])
+    segments = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    serial = _run(tmp_path, [path], 1, "serial")
+    parallel = _run(tmp_path, [path], 2, "parallel")
+    assert parallel[0].workers == 2 and parallel[1:] == serial[1:] and len(serial[1]["events"]) == 120
+    assert None in slots and sum(s is not None for s in slots) >= 10  # the long line's block went through the pipe
+    if os.path.isdir("/dev/shm"):
+        assert set(os.listdir("/dev/shm")) <= segments  # the segment is gone
 
 
 def test_truncated_gzip_and_mixed_formats_with_workers(tmp_path):
