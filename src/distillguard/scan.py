@@ -8,27 +8,54 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import orjson
-import pandas as pd
 
-from distillguard.detectors.ensemble import Ensemble
-from distillguard.detectors.rules import RuleDetector, load_rules
-from distillguard.features.account import FEATURE_BY_NAME, FEATURE_NAMES, compute_account_features, population_percentiles
 from distillguard.findings import FINDINGS_SCHEMA_VERSION, AccountFinding, Evidence, ScanSummary, Signal
 from distillguard.ingest.pipeline import IngestReport, ingest_logs
-from distillguard.linking import ClusterFinding, LinkResult, link_accounts
 from distillguard.privacy import Hasher
 from distillguard.store.base import EventStore
 from distillguard.store.duckdb import DuckDBStore
-from distillguard.subaccounts import SubAccountConfig, SubAccountFinding, end_user_evidence, score_end_users
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from distillguard.detectors.ensemble import Ensemble
+    from distillguard.linking import ClusterFinding, LinkResult
+    from distillguard.subaccounts import SubAccountConfig, SubAccountFinding
 
 ProgressCallback = Callable[[int], None]
+
+#: What scoring needs and the ingest does not: ~3 s of imports (pandas, scikit-learn, igraph, matplotlib),
+#: imported by a thread while the ingest runs (:func:`run_scan`) rather than before it.  Functions below
+#: import what they use where they use it; the imports are instant once this thread has run.
+SCORING_MODULES = (
+    "pandas", "distillguard.features.account", "distillguard.detectors.ensemble", "distillguard.detectors.rules",
+    "distillguard.subaccounts", "distillguard.linking",
+)  # fmt: skip
+
+
+def import_in_background(names: Sequence[str] = SCORING_MODULES) -> threading.Thread:
+    """Import ``names`` in a daemon thread (a failure is left for the code that imports them to raise)."""
+
+    def run() -> None:
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - see the docstring
+                return
+
+    thread = threading.Thread(target=run, name="distillguard-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 @dataclass
@@ -72,6 +99,7 @@ def run_scan(
     on_stage: Callable[[str], None] | None = None,
 ) -> ScanResult:
     """Ingest ``paths`` (if any) into the store under ``out_dir``, score every account, write JSON outputs."""
+    import_in_background()
     options = options or ScanOptions()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,6 +117,11 @@ def run_scan(
     )  # fmt: skip
     timings["ingest"] = time.perf_counter() - t
     timings.update({f"ingest.{k}": v for k, v in report.timings_s.items()})
+
+    from distillguard.detectors.ensemble import Ensemble
+    from distillguard.detectors.rules import RuleDetector, load_rules
+    from distillguard.features.account import compute_account_features
+    from distillguard.subaccounts import SubAccountConfig
 
     t = time.perf_counter()
     stage("features")
@@ -149,7 +182,7 @@ def score_accounts(
     *,
     max_signals: int = 8,
     link: bool = True,
-    end_users: SubAccountConfig | None = SubAccountConfig(),
+    end_users: SubAccountConfig | Literal["default"] | None = "default",
     on_stage: Callable[[str], None] | None = None,
 ) -> tuple[list[AccountFinding], LinkResult | None]:
     """Score every account of ``frame``, link accounts into clusters, build findings.
@@ -157,8 +190,16 @@ def score_accounts(
     An account's final score is its own, its bound cluster's pooled score when that is higher
     (see :mod:`distillguard.linking`), or its harvesting end user's when it is a shared account
     with one (see :mod:`distillguard.subaccounts`; ``end_users=None`` skips that).  Evidence is
-    built for flagged and near-threshold accounts.
+    built for flagged and near-threshold accounts.  ``end_users="default"`` is ``SubAccountConfig()``.
     """
+    import pandas as pd
+
+    from distillguard.features.account import population_percentiles
+    from distillguard.linking import link_accounts
+    from distillguard.subaccounts import SubAccountConfig, end_user_evidence, score_end_users
+
+    if isinstance(end_users, str):
+        end_users = SubAccountConfig()
     if len(frame) == 0:
         return [], None
     model.fit_population(frame)
@@ -248,20 +289,18 @@ def _cluster_evidence(cluster: ClusterFinding, own: float) -> Evidence:
     )
 
 
-#: feature name -> its column in population_percentiles (FEATURE_NAMES order)
-_FEATURE_INDEX = {n: j for j, n in enumerate(FEATURE_NAMES)}
-
-
 def _signals(frame: pd.DataFrame, i: int, pct: np.ndarray, finding: AccountFinding, limit: int) -> list[Signal]:
     """The account's most telling features: those named by its evidence first, then its most extreme.
 
     ``pct`` is the account's row of :func:`population_percentiles` (columns in FEATURE_NAMES order).
     """
+    from distillguard.features.account import FEATURE_BY_NAME, FEATURE_NAMES
+
     named = [n for n in FEATURE_NAMES if any(n in e.detail for e in finding.evidence)]
     extreme = [FEATURE_NAMES[j] for j in _descending(pct) if FEATURE_NAMES[j] not in named and pct[j] >= 90]
     chosen = (named + extreme)[:limit]
     return [
-        Signal(n, round(float(frame[n].iat[i]), 4), round(float(pct[_FEATURE_INDEX[n]]), 1), FEATURE_BY_NAME[n].description)
+        Signal(n, round(float(frame[n].iat[i]), 4), round(float(pct[FEATURE_NAMES.index(n)]), 1), FEATURE_BY_NAME[n].description)
         for n in chosen
     ]
 
@@ -285,6 +324,8 @@ def _samples_by_account(store: EventStore) -> dict[str, list[str]]:
 
 def hourly_activity(store: EventStore, account_ids: Sequence[str]) -> pd.DataFrame:
     """Requests per hour for the given accounts: columns account_id, hour (epoch s), n_events."""
+    import pandas as pd
+
     if not account_ids:
         return pd.DataFrame(columns=["account_id", "hour", "n_events"])
     placeholders = ",".join("?" for _ in account_ids)
