@@ -126,3 +126,24 @@ def test_default_workers_stay_in_process_for_small_inputs(tmp_path):
     assert report.workers == 1
     with pytest.raises(ValueError, match="workers"):
         ingest_files([], DuckDBStore(":memory:"), Hasher(b"k"), workers=0)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failed_store_append_stops_the_ingest_with_its_error(tmp_path, monkeypatch, workers):
+    # appends run in a writer thread: their error must still reach the caller, and no append may outlive the ingest
+    monkeypatch.setattr(pipeline, "CHUNK_BYTES", 3000)
+    path = _input(tmp_path)
+    store = DuckDBStore(tmp_path / "dg.duckdb")
+    calls = []
+
+    def append(table_name, table):
+        calls.append(table_name)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return DuckDBStore.append(store, table_name, table)
+
+    monkeypatch.setattr(store, "append", append)
+    progress = []
+    with pytest.raises(OSError, match="disk full"):
+        ingest_files([path], store, Hasher(b"k"), workers=workers, store_rows=50, on_progress=progress.append)
+    assert calls == ["events", "events"] and len(progress) == 1  # the first append was counted, nothing ran after

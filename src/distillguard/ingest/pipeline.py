@@ -17,7 +17,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import shared_memory
 from pathlib import Path
@@ -184,18 +184,21 @@ def ingest_files(
             t_file, t_other = time.perf_counter(), report.timings_s["normalize"] + report.timings_s["store"]
             buffer: list[RawEvent] = []
             stored = _StoreBuffer(store, file_report, report.timings_s, on_progress, store_rows)
-            for item in reader.read(Path(path)):
-                if isinstance(item, Quarantined):
-                    _quarantined(item, file_report, quarantine, report)
-                    continue
-                if file_report.format is None:
-                    file_report.format = item.get("source_format")
-                buffer.append(item)
-                if len(buffer) >= batch_size:
-                    _normalize_into(stored, buffer, hasher, keep_text, keeper, report.timings_s)
-                    buffer = []
-            _normalize_into(stored, buffer, hasher, keep_text, keeper, report.timings_s)
-            stored.flush()
+            try:
+                for item in reader.read(Path(path)):
+                    if isinstance(item, Quarantined):
+                        _quarantined(item, file_report, quarantine, report)
+                        continue
+                    if file_report.format is None:
+                        file_report.format = item.get("source_format")
+                    buffer.append(item)
+                    if len(buffer) >= batch_size:
+                        _normalize_into(stored, buffer, hasher, keep_text, keeper, report.timings_s)
+                        buffer = []
+                _normalize_into(stored, buffer, hasher, keep_text, keeper, report.timings_s)
+                stored.close()
+            finally:
+                stored.close(store_rest=False)
             if pool is not None:  # a file read here while others went through workers
                 t = report.timings_s
                 t["read"] += time.perf_counter() - t_file - (t["normalize"] + t["store"] - t_other)
@@ -248,10 +251,15 @@ def _quarantined(item: Quarantined, file_report: FileReport, quarantine: Quarant
 
 
 class _StoreBuffer:
-    """Normalized batches held until ``rows`` events are ready, then stored in one append.
+    """Normalized batches held until ``rows`` events are ready, then stored in one append, in a thread.
 
     DuckDB's insert (with its anti-join on ``event_id``) costs ~2.5x more CPU per row in
-    20,000-row appends than in 100,000-row ones (docs/performance.md).
+    20,000-row appends than in 100,000-row ones (docs/performance.md).  An append of 100,000 rows
+    takes ~0.6 s; made in the calling thread it would stop the hand-out of blocks for that long and
+    leave the worker processes idle, so it runs in a writer thread (DuckDB releases the GIL) while
+    the caller goes on.  At most one append is in flight (memory stays bounded); :meth:`close`
+    waits for the last.  Progress and the file's counts are updated as appends complete, in the
+    calling thread.
     """
 
     def __init__(self, store: EventStore, file_report: FileReport, timings: dict[str, float],
@@ -260,6 +268,8 @@ class _StoreBuffer:
         self.events: list[pa.Table] = []
         self.texts: list[pa.Table] = []
         self.buffered = 0
+        self._writer: ThreadPoolExecutor | None = None
+        self._append: Future | None = None
 
     def add(self, events: pa.Table, texts: pa.Table | None, n_events: int) -> None:
         self.events.append(events)
@@ -270,17 +280,45 @@ class _StoreBuffer:
             self.flush()
 
     def flush(self) -> None:
+        """Start storing what is buffered (after the append in flight, if any, is done)."""
         if not self.buffered:
             return
-        t0 = time.perf_counter()
-        self.file_report.events += self.buffered
-        self.file_report.inserted += self.store.append("events", _concat(self.events))
-        if self.texts:
-            self.store.append("texts", _concat(self.texts))
-        self.timings["store"] += time.perf_counter() - t0
-        if self.on_progress:
-            self.on_progress(self.buffered)
+        self._wait()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="distillguard-store")
+        events, texts = _concat(self.events), _concat(self.texts) if self.texts else None
+        self._append = self._writer.submit(self._store, events, texts, self.buffered)
         self.events, self.texts, self.buffered = [], [], 0
+
+    def close(self, *, store_rest: bool = True) -> None:
+        """Store what is buffered (unless ``store_rest`` is false: the ingest failed) and wait until every
+        append is done, raising its error if any.  The store is the caller's alone again afterwards."""
+        try:
+            if store_rest:
+                self.flush()
+            self._wait()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+                self._writer = None
+
+    def _store(self, events: pa.Table, texts: pa.Table | None, n_events: int) -> tuple[int, int, float]:
+        t0 = time.perf_counter()
+        inserted = self.store.append("events", events)
+        if texts is not None:
+            self.store.append("texts", texts)
+        return n_events, inserted, time.perf_counter() - t0
+
+    def _wait(self) -> None:
+        if self._append is None:
+            return
+        append, self._append = self._append, None
+        n_events, inserted, seconds = append.result()
+        self.file_report.events += n_events
+        self.file_report.inserted += inserted
+        self.timings["store"] += seconds
+        if self.on_progress:
+            self.on_progress(n_events)
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
@@ -514,8 +552,9 @@ def _ingest_blocks(
         timings["read"] += time.perf_counter() - t_lines
         while pending:
             take_one()
-        stored.flush()
+        stored.close()
     finally:
+        stored.close(store_rest=False)  # after an error: no append may outlive the ingest
         for item in pending:
             if isinstance(item, Future):
                 item.cancel()
