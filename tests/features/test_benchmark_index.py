@@ -25,7 +25,7 @@ def test_exact_question_hits_and_is_named():
     idx = _tiny()
     cols = measure_texts([QUESTION_A, QUESTION_B], [None, None], benchmark_index=idx)
     assert cols["benchmark_hits"][0] >= BENCHMARK_MIN_HITS
-    assert cols["benchmark_name"] == ["toy_math", "toy_code"]
+    assert cols["benchmark_name"].to_pylist() == ["toy_math", "toy_code"]
 
 
 def test_wrapped_question_still_hits():
@@ -37,7 +37,7 @@ def test_wrapped_question_still_hits():
     )
     cols = measure_texts([wrapped], [None], benchmark_index=idx)
     assert cols["benchmark_hits"][0] >= BENCHMARK_MIN_HITS
-    assert cols["benchmark_name"][0] == "toy_math"
+    assert cols["benchmark_name"].to_pylist() == ["toy_math"]
 
 
 def test_unrelated_prompt_does_not_hit():
@@ -45,7 +45,7 @@ def test_unrelated_prompt_does_not_hit():
     prompts = ["How do I make a sourdough starter from scratch at home without yeast?", "", "sheep fence farmer"]
     cols = measure_texts(prompts, [None] * 3, benchmark_index=idx)
     assert cols["benchmark_hits"].tolist() == [0, 0, 0]
-    assert cols["benchmark_name"] == [None, None, None]
+    assert cols["benchmark_name"].to_pylist() == [None, None, None]
 
 
 def test_boilerplate_shared_by_many_questions_is_dropped():
@@ -90,7 +90,7 @@ def test_bundled_index_is_small_hash_only_and_knows_gsm8k():
         "fresh duck egg. How much in dollars does she make every day at the farmers' market?"
     )
     cols = measure_texts(["Answer the question.\n" + q], [None])
-    assert cols["benchmark_name"][0] == "gsm8k"
+    assert cols["benchmark_name"].to_pylist() == ["gsm8k"]
 
 
 def test_lookup_empty():
@@ -98,3 +98,4 @@ def test_lookup_empty():
     assert idx.lookup(np.array([1, 2], np.uint64)).tolist() == [-1, -1]
     cols = measure_texts([QUESTION_A], [None], benchmark_index=idx)
     assert cols["benchmark_hits"][0] == 0
+    assert cols["benchmark_name"].to_pylist() == [None]

@@ -125,7 +125,7 @@ def reference_bands(hashes: list[int]) -> list[int]:
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.text(alphabet="abc de", max_size=60), min_size=1, max_size=4))
 def test_minhash_bands_match_the_definition(batch):
-    got = text.measure_texts(batch, [None] * len(batch), benchmark_index=False)["minhash_bands"]
+    got = text.measure_texts(batch, [None] * len(batch), benchmark_index=False)["minhash_bands"].to_pylist()
     for k, s in enumerate(batch):
         hashes = reference_tokens(s)
         assert got[k] == (reference_bands(hashes) if hashes else [])
@@ -134,8 +134,29 @@ def test_minhash_bands_match_the_definition(batch):
 def test_minhash_reads_only_the_first_tokens():
     words = [f"w{i}" for i in range(300)]
     prompts = [" ".join(words), " ".join(words[:128]), " ".join(words[:128] + ["other"] * 50), " ".join(words[150:278])]
-    bands = text.measure_texts(prompts, [None] * 4, benchmark_index=False)["minhash_bands"]
+    bands = text.measure_texts(prompts, [None] * 4, benchmark_index=False)["minhash_bands"].to_pylist()
     assert bands[0] == bands[1] == bands[2] != bands[3]
+
+
+def test_text_keys_are_siphash_1_3_128():
+    # the measurement cache's collision argument is SipHash's: these are the reference implementation's
+    # SipHash-1-3 128-bit outputs for key 00..0f and messages 00..(n-1), the texts at unaligned offsets
+    from distillguard.features import kernels
+
+    want = {
+        0: "e77ebcb22788a5befd62db6add303001",
+        1: "fc6f370460d3eda85e0573cc2b2ff063",
+        7: "1084b923f2aae0c3a62f2ec80848ab77",
+        8: "aa12fee1d5e3dab4724f16ab35f9c799",
+        15: "c17e5505b2bd526c2921cdec1e7e0109",
+        63: "4c5800e34efe426f079f6b0aa75260ad",
+    }
+    messages = [bytes(range(n)) for n in want]
+    buf = np.frombuffer(b"".join(messages), np.uint8)
+    offsets = np.cumsum([0] + [len(m) for m in messages])
+    key = tuple(np.frombuffer(bytes(range(16)), "<u8"))
+    got = kernels.text_keys(buf, offsets, key)
+    assert [row.astype("<u8").tobytes().hex() for row in got] == list(want.values())
 
 
 def test_text_and_kernels_share_one_table_layout():
@@ -281,6 +302,7 @@ def reference_prompt(s: str, index) -> dict:
     hits, name = reference_benchmark(hashes, index)
     tagged = "<think" in view or "<reasoning" in view
     return {
+        "prompt_chars": len(s),
         "prompt_hash": reference_prompt_hash(s),
         "template_prefix_hash": prefix,
         "template_suffix_hash": suffix,
@@ -339,6 +361,11 @@ long_texts = st.builds(lambda a, n, b: a + " filler words here" * n + b, varied_
 any_texts = st.one_of(varied_texts, long_texts)
 
 
+def _python(cols: dict) -> dict[str, list]:
+    """measure_texts' columns (numpy or Arrow arrays) as lists of Python values."""
+    return {name: col.tolist() if isinstance(col, np.ndarray) else col.to_pylist() for name, col in cols.items()}
+
+
 @cache
 def _index() -> BenchmarkIndex:
     return BenchmarkIndex.from_texts(QUESTIONS)
@@ -349,13 +376,13 @@ def _index() -> BenchmarkIndex:
 def test_measurements_match_the_definition(pairs, with_index):
     prompts, completions = [p for p, _ in pairs], [c for _, c in pairs]
     index = _index() if with_index else None
-    cols = text.measure_texts(prompts, completions, benchmark_index=index if with_index else False)
+    cols = _python(text.measure_texts(prompts, completions, benchmark_index=index if with_index else False))
     for k, (p, c) in enumerate(zip(prompts, completions, strict=True)):
         want = reference_prompt(p, index)
         for name, value in want.items():
-            got = cols[name][k]
-            assert (got.item() if hasattr(got, "item") else got) == value, (name, p)
-        assert bool(cols["completion_has_reasoning"][k]) == reference_completion_has_reasoning(c), c
+            assert cols[name][k] == value, (name, p)
+        assert cols["completion_has_reasoning"][k] == reference_completion_has_reasoning(c), c
+        assert cols["completion_chars"][k] == len(c)
 
 
 def test_measurements_match_the_definition_on_edge_cases():
@@ -369,9 +396,9 @@ def test_measurements_match_the_definition_on_edge_cases():
         "", "<thought>", "a" * 399 + "<think>" + "b" * 500, "a" * 394 + "<think>" + "b" * 500, "1 + 2 = 3; " * 100,
         "Step 1: 2+2=4. Therefore 4.", "😀" * 1000, "\udc00" * 600, *[""] * 6,
     ]  # fmt: skip
-    cols = text.measure_texts(prompts, completions, benchmark_index=_index())
+    cols = _python(text.measure_texts(prompts, completions, benchmark_index=_index()))
     for k, (p, c) in enumerate(zip(prompts, completions, strict=True)):
         for name, value in reference_prompt(p, _index()).items():
-            got = cols[name][k]
-            assert (got.item() if hasattr(got, "item") else got) == value, (name, k)
-        assert bool(cols["completion_has_reasoning"][k]) == reference_completion_has_reasoning(c), k
+            assert cols[name][k] == value, (name, k)
+        assert cols["completion_has_reasoning"][k] == reference_completion_has_reasoning(c), k
+        assert cols["completion_chars"][k] == len(c)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import string
+from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
@@ -20,13 +21,26 @@ def _m(prompts, completions=None, **kw):
     return measure_texts(prompts, completions, benchmark_index=False, **kw)
 
 
+def _python(cols: dict) -> dict[str, list]:
+    """measure_texts' columns (numpy or Arrow arrays) as lists of Python values."""
+    return {name: col.tolist() if isinstance(col, np.ndarray) else col.to_pylist() for name, col in cols.items()}
+
+
 def test_columns_and_types_fit_the_event_schema():
     cols = _m(["What is 2+2?", ""], ["4", None])
-    assert set(cols) == set(TEXT_COLUMNS)
+    assert list(cols) == list(TEXT_COLUMNS)
+    # as normalize_exchanges stores them: each column already of its EVENT_SCHEMA type
+    table = pa.table(cols, schema=pa.schema([EVENT_SCHEMA.field(name) for name in TEXT_COLUMNS]))
     for name in TEXT_COLUMNS:
         assert len(cols[name]) == 2
-        pa.array(cols[name], type=EVENT_SCHEMA.field(name).type)  # converts without loss or error
-    assert cols["completion_chars"].tolist() == [1, 0]
+        if isinstance(cols[name], pa.Array):
+            assert cols[name].type == EVENT_SCHEMA.field(name).type, name
+        else:
+            assert pa.from_numpy_dtype(cols[name].dtype) == EVENT_SCHEMA.field(name).type, name
+    assert table["completion_chars"].to_pylist() == [1, 0]
+    assert len(table["minhash_bands"][0]) == text.MINHASH_BANDS and table["minhash_bands"][1].as_py() == []
+    assert table["benchmark_name"].to_pylist() == [None, None]
+    assert _m([], [])["minhash_bands"].to_pylist() == []
 
 
 def test_prompt_hash_is_stable_and_normalized():
@@ -81,7 +95,7 @@ def test_minhash_near_duplicates_collide_unrelated_do_not():
         near_b.append(" ".join(v))
         far_a.append(" ".join(_words(rng, 60)))
         far_b.append(" ".join(_words(rng, 60)))
-    bands = _m(near_a + near_b + far_a + far_b)["minhash_bands"]
+    bands = _m(near_a + near_b + far_a + far_b)["minhash_bands"].to_pylist()
     assert all(len(b) == text.MINHASH_BANDS for b in bands)
     n = 300
     near_rate = np.mean([bool(set(bands[i]) & set(bands[n + i])) for i in range(n)])
@@ -91,7 +105,7 @@ def test_minhash_near_duplicates_collide_unrelated_do_not():
 
 
 def test_minhash_identical_and_empty():
-    bands = _m(["the same prompt text here", "The same  prompt text here!", ""])["minhash_bands"]
+    bands = _m(["the same prompt text here", "The same  prompt text here!", ""])["minhash_bands"].to_pylist()
     assert bands[0] == bands[1]
     assert bands[2] == []
 
@@ -114,7 +128,7 @@ def test_minhash_identical_and_empty():
     ],
 )
 def test_script(prompt, script):
-    assert _m([prompt])["script"][0] == script
+    assert _m([prompt])["script"].to_pylist() == [script]
 
 
 @pytest.mark.parametrize(
@@ -132,12 +146,12 @@ def test_script(prompt, script):
     ],
 )
 def test_capability(prompt, capability):
-    assert _m([prompt])["capability"][0] == capability
+    assert _m([prompt])["capability"].to_pylist() == [capability]
 
 
 def test_capability_values_are_known():
     cols = _m(["", "x", "a" * 5000, "2+2=?", "ok"])
-    assert set(cols["capability"]) <= set(text.CAPABILITIES)
+    assert set(cols["capability"].to_pylist()) <= set(text.CAPABILITIES)
 
 
 def test_odd_inputs_do_not_crash():
@@ -167,29 +181,52 @@ def test_batching_does_not_change_results():
     rng = random.Random(11)
     prompts = [" ".join(_words(rng, rng.randint(0, 400))) for _ in range(400)] + ["Solve step by step: 2+3?"]
     completions = [" ".join(_words(rng, rng.randint(0, 300))) for _ in range(401)]
-    whole = measure_texts(prompts, completions, benchmark_index=False)
-    parts = [measure_texts(prompts[i : i + 37], completions[i : i + 37], benchmark_index=False) for i in range(0, 401, 37)]
+    whole = _python(measure_texts(prompts, completions, benchmark_index=False))
+    parts = [_python(measure_texts(prompts[i : i + 37], completions[i : i + 37], benchmark_index=False))
+             for i in range(0, 401, 37)]  # fmt: skip
     for name in TEXT_COLUMNS:
-        joined = [x for p in parts for x in list(p[name])]
-        assert list(whole[name]) == joined, name
+        assert whole[name] == [x for p in parts for x in p[name]], name
 
 
 def test_repeated_texts_measure_as_when_first_seen(monkeypatch):
     # the cache of measured texts must give exactly what measuring afresh gives, in and across batches
     rng = random.Random(5)
-    prompts = [" ".join(_words(rng, rng.randint(0, 60))) for _ in range(30)] + ["Solve step by step: 2+3?", "Rate it 1-10."]
-    completions = [" ".join(_words(rng, rng.randint(0, 40))) for _ in range(31)] + ["Step 1: 2+3=5. Therefore 5."]
+    prompts = [" ".join(_words(rng, rng.randint(0, 60))) for _ in range(30)] + ["Solve step by step: 2+3?", "Rate it 1-10.", ""]
+    completions = [" ".join(_words(rng, rng.randint(0, 40))) for _ in range(31)] + ["Step 1: 2+3=5. Therefore 5.", None]
     picks = [rng.randrange(len(prompts)) for _ in range(300)]
     batch_p, batch_c = [prompts[i] for i in picks], [completions[i] for i in picks]
     monkeypatch.setattr(text, "_caches", {})
-    fresh = [_m([batch_p[i]], [batch_c[i]]) for i in range(0, 300, 17)]  # one text at a time, before any repeat
+    # each distinct text measured once, in one batch of distinct texts: nothing comes from the cache
+    fresh_p = _python(_m(prompts, [None] * len(prompts)))
+    fresh_c = _python(_m([""] * len(completions), completions))
+    measured = []  # how many prompts each measurement call measured
+    measure_prompts = text._measure_prompts
+    monkeypatch.setattr(text, "_measure_prompts", lambda data, starts, ends, *a: measured.append(len(starts)) or
+                        measure_prompts(data, starts, ends, *a))  # fmt: skip
     monkeypatch.setattr(text, "_caches", {})
-    monkeypatch.setattr(text, "CACHE_GENERATION", 7)  # generations turn over inside the batch
-    for _ in range(2):  # the second time round everything comes from the cache
-        cols = _m(batch_p, batch_c)
-        for k, i in enumerate(range(0, 300, 17)):
-            for name in TEXT_COLUMNS:
-                assert list(cols[name])[i] == list(fresh[k][name])[0], name
+    monkeypatch.setattr(text, "CACHE_GENERATION", 7)  # generations turn over inside a batch and between batches
+    bounds = [0, 1, 40, 41, 150, 300]
+    for _ in range(2):  # the second time round, more comes from earlier batches
+        for lo, hi in pairwise(bounds):
+            p, c = batch_p[lo:hi], batch_c[lo:hi]
+            cols = _python(_m(p, c) if lo else _m(pa.array(p), pa.array(c)))
+            for k, i in enumerate(picks[lo:hi]):
+                for name in TEXT_COLUMNS:
+                    want = fresh_c[name][i] if name.startswith("completion") else fresh_p[name][i]
+                    assert cols[name][k] == want, (name, lo + k)
+    # texts were served from earlier batches, and evicted ones measured again
+    distinct_per_batch = sum(len(set(picks[lo:hi])) for lo, hi in pairwise(bounds))
+    assert len(set(picks)) < sum(measured) < 2 * distinct_per_batch, (sum(measured), distinct_per_batch)
+
+
+def test_nulls_measure_as_empty_texts():
+    # a null slot may hold bytes (Arrow leaves them undefined): they are not read
+    validity, offsets = pa.array([True, False, True]).buffers()[1], pa.array([0, 2, 5, 7], pa.int32()).buffers()[1]
+    holding = pa.Array.from_buffers(pa.string(), 3, [validity, offsets, pa.py_buffer(b"hinulok")])
+    empty = pa.array(["hi", None, "ok"])
+    want = _python(_m(["hi", "", "ok"], ["hi", "", "ok"]))
+    for texts in (holding, empty, pa.chunked_array([empty[:1], empty[1:]])):
+        assert _python(_m(texts, texts)) == want
 
 
 def test_length_mismatch_raises():
@@ -204,7 +241,7 @@ def test_deterministic_across_processes():
     code = (
         "from distillguard.features.text import measure_texts;"
         "c = measure_texts(['Explain your reasoning: why is the sky blue today?'], [None], benchmark_index=False);"
-        "print(int(c['prompt_hash'][0]), int(c['template_prefix_hash'][0]), c['minhash_bands'][0])"
+        "print(int(c['prompt_hash'][0]), int(c['template_prefix_hash'][0]), c['minhash_bands'].to_pylist())"
     )
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout for _ in range(2)}
     assert len(runs) == 1

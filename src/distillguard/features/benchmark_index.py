@@ -40,7 +40,7 @@ Example:
     >>> from distillguard.features.text import measure_texts
     >>> cols = measure_texts(["Answer this: the quick brown fox jumps over the lazy dog again and again. Thanks"],
     ...                      [None], benchmark_index=idx)
-    >>> int(cols["benchmark_hits"][0]) > 0, cols["benchmark_name"][0]
+    >>> int(cols["benchmark_hits"][0]) > 0, cols["benchmark_name"][0].as_py()
     (True, 'toy')
 """
 

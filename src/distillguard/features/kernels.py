@@ -3,9 +3,10 @@
 The text measurements of :mod:`distillguard.features.text` touch every character
 of every prompt.  Each kernel here takes a batch of texts as their UTF-8 bytes
 (``str.encode("utf-8", "surrogatepass")``, joined; text ``k`` is
-``buf[offsets[k] : offsets[k + 1]]``) and measures one text at a time in
-scratch arrays that stay in cache, so nothing per character or per token goes
-back to Python:
+``buf[offsets[k] : offsets[k + 1]]``, or ``buf[starts[k] : ends[k]]`` for the
+measurements, which read a subset of a batch in place) and measures one text at
+a time in scratch arrays that stay in cache, so nothing per character or per
+token goes back to Python:
 
 * :func:`token_hashes`: the token hashes of each text.
 * :func:`shingle_hashes`: the sampled ``w``-token shingle hashes of token runs.
@@ -16,6 +17,8 @@ back to Python:
   tags and benchmark shingle hits.
 * :func:`measure_completions`: the same for the view of a completion (cue counts,
   symbols, number tokens, think tags).
+* :func:`text_keys`, :func:`find_keys`, :func:`index_rows`: the measurement cache's
+  keyed text hashes and its open-addressing tables (``text._MeasureCache``).
 
 They compute exactly what the definitions in ``text.py``'s docstring describe;
 ``tests/features/test_kernels.py`` compares them with plain-Python definitions.
@@ -36,7 +39,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["token_hashes", "shingle_hashes", "prompt_hashes", "measure_prompts", "measure_completions"]
+__all__ = [
+    "token_hashes", "shingle_hashes", "prompt_hashes", "measure_prompts", "measure_completions",
+    "text_keys", "find_keys", "index_rows",
+]  # fmt: skip
 
 # the packed table's layout: text.py builds the table with these values (kept numba-free so the scan
 # process need not import numba); tests/features/test_kernels.py checks that they match
@@ -298,13 +304,14 @@ def _xxh64(x, n, seed):
 @njit(cache=True, nogil=True)
 def _folded_hash(cp, n, packed, folded, seed):
     """xxh64 of ``cp[:n]`` lowercased, whitespace runs folded to one space, ends stripped."""
-    w = 0
-    pending = 0  # a space is due before the next other character
-    started = 0
-    for i in range(n):
+    # unsigned throughout: an unsigned index needs no negative-index check (a third faster)
+    w = np.uint64(0)
+    pending = np.uint64(0)  # a space is due before the next other character
+    started = np.uint64(0)
+    for i in range(np.uint64(n)):
         c = cp[i]
         p = packed[c]
-        other = 1 - ((p >> np.uint32(PK_SPACE_SHIFT)) & np.uint32(1))
+        other = _U1 - np.uint64((p >> np.uint32(PK_SPACE_SHIFT)) & np.uint32(1))
         # branch-free (spaces come at random): a write that is not kept is overwritten by the next one
         folded[w] = 32
         w += pending & other
@@ -312,8 +319,8 @@ def _folded_hash(cp, n, packed, folded, seed):
         folded[w] = p & _LOWER_MASK if (p >> np.uint32(PK_KIND_SHIFT)) & np.uint32(3) else c
         w += other
         started |= other
-        pending = started & (1 - other)
-    return _xxh64(folded, w, seed)
+        pending = started & (_U1 - other)
+    return _xxh64(folded, np.int64(w), seed)
 
 
 @njit(cache=True, nogil=True)
@@ -333,6 +340,16 @@ def prompt_hashes(buf, offsets, packed, seed):
 
 
 # --------------------------------------------------------------------------- per-text steps
+
+
+@njit(cache=True, nogil=True)
+def _code_points(buf, a, b):
+    """Code points of the UTF-8 bytes ``buf[a:b]``: the bytes that are not continuation bytes, as Arrow's
+    ``utf8_length`` counts them."""
+    n = 0
+    for i in range(np.uint64(a), np.uint64(b)):  # unsigned: no negative-index check, so it vectorizes
+        n += (buf[i] & 0xC0) != 0x80
+    return n
 
 
 @njit(cache=True, nogil=True)
@@ -384,8 +401,8 @@ def _match_cues(hashes, ntok, cues, vid, pos, mask):
     for i in range(ntok):
         h = hashes[i]
         s = slot[h >> shift]
-        if s >= 0:  # no word or one word with these bits
-            vid[i] = s if s > 0 and vocab[s - 1] == h else 0
+        if s >= 0:  # no word or one word with these bits (branch-free: half the tokens are phrase words)
+            vid[i] = s if (s > 0) & (vocab[max(s, 1) - 1] == h) else 0
             continue
         v = 0
         for j in range(-s - 1, len(vocab)):  # the sorted words from the first with these bits
@@ -427,13 +444,18 @@ def _cue_counts(pos, mask, m, near_terms, counts, near):
     """Per cue class its occurrences (``counts``); per near term ``(a, b, window)`` whether an
     occurrence of class ``a`` starts within ``window`` tokens of one of class ``b`` (``near``;
     not the same occurrence, and for ``a == b`` not at the same token)."""
+    present = np.uint64(0)  # the classes that occur
     for e in range(m):
+        present |= mask[e]
         for c in range(len(counts)):
             counts[c] += (mask[e] >> np.uint64(c)) & _U1
     near_a, near_b, near_w = near_terms
     for t in range(len(near_a)):
         abit = _U1 << np.uint64(near_a[t])
         bbit = _U1 << np.uint64(near_b[t])
+        if not (present & abit and present & bbit):
+            near[t] = False
+            continue
         same = near_a[t] == near_b[t]
         w = near_w[t]
         found = False
@@ -496,8 +518,9 @@ def _template_keys(hashes, first, quotes_before, ntok, n_quotes, template, kept)
 
 
 @njit(cache=True, nogil=True)
-def _band_keys(hashes, ntok, minhash, mins, keys):
-    """MinHash LSH band keys of ``hashes[:min(ntok, max_tokens)]`` into ``keys``.
+def _band_keys(hashes, ntok, minhash, shingles, keys):
+    """MinHash LSH band keys of ``hashes[:min(ntok, max_tokens)]`` into ``keys`` (``shingles``: scratch
+    of ``max_tokens``).
 
     Shingles are ``shingle`` consecutive tokens (a text shorter than that is one
     shingle of what it has), hashed polynomially from ``hash ^ seed_xor`` and
@@ -507,20 +530,23 @@ def _band_keys(hashes, ntok, minhash, mins, keys):
     """
     max_tokens, shingle, seed_xor, perm_xor, perm_mul, rows_per_band = minhash
     b = min(ntok, max_tokens)
-    mins[:] = np.uint32(0xFFFFFFFF)
+    m = 0
     for i in range(b):
         if i + shingle - 1 >= b and i != 0:
             break  # no later window fits either
         acc = hashes[i] ^ seed_xor
         for j in range(1, shingle):
             acc = acc * _BASE + (hashes[i + j] if i + j < b else np.uint64(0))
-        v = np.uint32(_mix64(acc) >> _U32)
-        for p in range(len(perm_xor)):  # uint32 arithmetic is mod 2**32, and vectorizes
-            mins[p] = min(mins[p], np.uint32((v ^ perm_xor[p]) * perm_mul[p]))
+        shingles[m] = np.uint32(_mix64(acc) >> _U32)
+        m += 1
     for band in range(len(keys)):
         acc = np.uint64(band) + np.uint64(0xB4D)
         for r in range(rows_per_band):
-            acc = _mix64(acc * _BASE + np.uint64(mins[band * rows_per_band + r]))
+            p = band * rows_per_band + r
+            low = np.uint32(0xFFFFFFFF)
+            for i in range(m):  # one permutation over all shingles: uint32 arithmetic is mod 2**32, and vectorizes
+                low = min(low, np.uint32((shingles[i] ^ perm_xor[p]) * perm_mul[p]))
+            acc = _mix64(acc * _BASE + np.uint64(low))
         keys[band] = acc
 
 
@@ -563,24 +589,25 @@ def _benchmark_hits(hashes, ntok, bench, shingles, per_name):
 
 @njit(cache=True, nogil=True)
 def measure_prompts(
-    buf, offsets, packed, hash_seed, view, tags, tag_start, cues, near_terms, n_classes, template, minhash, bench,
+    buf, starts, ends, packed, hash_seed, view, tags, tag_start, cues, near_terms, n_classes, template, minhash, bench,
     n_names, n_scripts,
 ):
-    """Everything measured from each prompt (``view = (head, tail)``; the other parameters as
-    the step functions above describe them).
+    """Everything measured from each prompt ``buf[starts[k] : ends[k]]`` (``view = (head, tail)``;
+    the other parameters as the step functions above describe them).
 
-    Returns per prompt: ``hash`` (uint64), ``prefix``, ``suffix`` (uint64, 0 = none),
-    ``bands`` ([prompts, bands] uint64), ``script_chars`` ([prompts, scripts]: characters of the
-    tokens by the script of their first character), ``cue_counts`` ([prompts, classes]),
+    Returns per prompt: ``chars`` (:func:`_code_points`), ``hash`` (uint64), ``prefix``,
+    ``suffix`` (uint64, 0 = none), ``bands`` ([prompts, bands] uint64), ``script_chars``
+    ([prompts, scripts]: characters of the tokens by the script of their first character),
+    ``cue_counts`` ([prompts, classes]),
     ``near`` ([prompts, near terms]), ``code_chars``, ``math_chars``, ``digit_tokens``
     (tokens starting with a digit), ``tokens``, ``tagged`` (a tag occurs in the view),
-    ``bench_hits`` and ``bench_best``; everything but ``hash`` is of the view.
+    ``bench_hits`` and ``bench_best``; everything but ``chars`` and ``hash`` is of the view.
     """
     head, tail = view
-    n = len(offsets) - 1
+    n = len(starts)
     width = 1
     for k in range(n):
-        width = max(width, offsets[k + 1] - offsets[k])
+        width = max(width, ends[k] - starts[k])
     view_width = head + tail + 1
     max_len = cues[7]
     cp = np.empty(width, np.uint32)
@@ -594,9 +621,10 @@ def measure_prompts(
     vid = np.empty(view_width, np.int64)
     pos = np.empty(view_width * max_len, np.int64)
     mask = np.empty(view_width * max_len, np.uint64)
-    mins = np.empty(len(minhash[3]), np.uint32)
+    band_shingles = np.empty(minhash[0], np.uint32)
     shingles = np.empty(view_width, np.uint64)
     per_name = np.zeros(max(n_names, 1), np.int64)
+    chars = np.empty(n, np.int64)
     out_hash = np.empty(n, np.uint64)
     prefix = np.empty(n, np.uint64)
     suffix = np.empty(n, np.uint64)
@@ -612,7 +640,8 @@ def measure_prompts(
     bench_hits = np.empty(n, np.int64)
     bench_best = np.empty(n, np.int64)
     for k in range(n):
-        m = _decode(buf, offsets[k], offsets[k + 1], cp, 0, width)
+        m = _decode(buf, starts[k], ends[k], cp, 0, width)
+        chars[k] = _code_points(buf, starts[k], ends[k])
         out_hash[k] = _folded_hash(cp, m, packed, folded, hash_seed)
         v, nv = _view_of(cp, m, head, tail, view_cp)
         tagged[k] = _has_tag(v, nv, tags, tag_start)
@@ -623,23 +652,23 @@ def measure_prompts(
         digit_tokens[k] = _digit_tokens(first, ntok)
         prefix[k], suffix[k] = _template_keys(hashes, first, quotes_before, ntok, n_quotes, template, kept)
         if ntok:
-            _band_keys(hashes, ntok, minhash, mins, bands[k])
+            _band_keys(hashes, ntok, minhash, band_shingles, bands[k])
         for i in range(ntok):
             script_chars[k, (first[i] >> np.uint32(PK_SCRIPT_SHIFT)) & np.uint32(15)] += length[i]
         bench_hits[k], bench_best[k] = _benchmark_hits(hashes, ntok, bench, shingles, per_name)
     return (
-        out_hash, prefix, suffix, bands, script_chars, cue_counts, near,
+        chars, out_hash, prefix, suffix, bands, script_chars, cue_counts, near,
         code_chars, math_chars, digit_tokens, tokens, tagged, bench_hits, bench_best,
     )  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
-def measure_completions(buf, offsets, packed, view, tags, tag_start, cues, n_classes):
-    """What is measured from each completion's view (``view = (head, tail)``): ``cue_counts``
-    ([completions, classes]), ``code_chars``, ``math_chars``, ``digit_tokens`` and ``tagged``,
-    as :func:`measure_prompts` returns them."""
+def measure_completions(buf, starts, ends, packed, view, tags, tag_start, cues, n_classes):
+    """What is measured from the view of each completion ``buf[starts[k] : ends[k]]`` (``view =
+    (head, tail)``): ``chars`` (of the whole completion), ``cue_counts`` ([completions, classes]),
+    ``code_chars``, ``math_chars``, ``digit_tokens`` and ``tagged``, as :func:`measure_prompts` returns them."""
     head, tail = view
-    n = len(offsets) - 1
+    n = len(starts)
     view_width = head + tail + 1
     max_len = cues[7]
     view_cp = np.empty(view_width, np.uint32)
@@ -652,16 +681,142 @@ def measure_completions(buf, offsets, packed, view, tags, tag_start, cues, n_cla
     mask = np.empty(view_width * max_len, np.uint64)
     no_terms = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
     no_near = np.zeros(0, np.bool_)
+    chars = np.empty(n, np.int64)
     cue_counts = np.zeros((n, n_classes), np.int32)
     code_chars = np.empty(n, np.int64)
     math_chars = np.empty(n, np.int64)
     digit_tokens = np.empty(n, np.int64)
     tagged = np.empty(n, np.bool_)
     for k in range(n):
-        nv = _decode_view(buf, offsets[k], offsets[k + 1], head, tail, view_cp)
+        chars[k] = _code_points(buf, starts[k], ends[k])
+        nv = _decode_view(buf, starts[k], ends[k], head, tail, view_cp)
         tagged[k] = _has_tag(view_cp, nv, tags, tag_start)
         ntok, _, code_chars[k], math_chars[k] = _tokenize(view_cp, nv, packed, hashes, first, length, quotes_before)
         n_cues = _match_cues(hashes, ntok, cues, vid, pos, mask)
         _cue_counts(pos, mask, n_cues, no_terms, cue_counts[k], no_near)
         digit_tokens[k] = _digit_tokens(first, ntok)
-    return cue_counts, code_chars, math_chars, digit_tokens, tagged
+    return chars, cue_counts, code_chars, math_chars, digit_tokens, tagged
+
+
+# --------------------------------------------------------------------------- measurement cache
+
+_SIP0, _SIP1 = np.uint64(0x736F6D6570736575), np.uint64(0x646F72616E646F6D)
+_SIP2, _SIP3 = np.uint64(0x6C7967656E657261), np.uint64(0x7465646279746573)
+
+
+@njit(cache=True, nogil=True)
+def _sip_round(v0, v1, v2, v3):
+    v0 += v1
+    v1 = _rotl(v1, 13) ^ v0
+    v0 = _rotl(v0, 32)
+    v2 += v3
+    v3 = _rotl(v3, 16) ^ v2
+    v0 += v3
+    v3 = _rotl(v3, 21) ^ v0
+    v2 += v1
+    v1 = _rotl(v1, 17) ^ v2
+    v2 = _rotl(v2, 32)
+    return v0, v1, v2, v3
+
+
+@njit(cache=True, nogil=True)
+def _word(buf, i):
+    """The little-endian 64-bit word at ``buf[i]`` (``i`` unsigned: no negative-index check, so
+    the eight loads compile to one unaligned load)."""
+    w = np.uint64(buf[i])
+    for j in range(1, 8):
+        w |= np.uint64(buf[i + np.uint64(j)]) << np.uint64(8 * j)
+    return w
+
+
+@njit(cache=True, nogil=True)
+def text_keys(buf, offsets, key):
+    """SipHash-1-3 with 128-bit output of each text's bytes under ``key = (k0, k1)``: [texts, 2] uint64
+    (the reference implementation's two output words, little-endian)."""
+    k0, k1 = key
+    n = len(offsets) - 1
+    out = np.empty((n, 2), np.uint64)
+    for k in range(n):
+        a, b = np.uint64(offsets[k]), np.uint64(offsets[k + 1])
+        v0, v1, v2, v3 = k0 ^ _SIP0, k1 ^ _SIP1 ^ np.uint64(0xEE), k0 ^ _SIP2, k1 ^ _SIP3
+        i = a
+        while i + np.uint64(8) <= b:
+            m = _word(buf, i)
+            v3 ^= m
+            v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+            v0 ^= m
+            i += np.uint64(8)
+        m = (b - a) << np.uint64(56)  # the length's low byte over the last 0-7 bytes
+        shift = np.uint64(0)
+        while i < b:
+            m |= np.uint64(buf[i]) << shift
+            i += _U1
+            shift += np.uint64(8)
+        v3 ^= m
+        v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+        v0 ^= m
+        v2 ^= np.uint64(0xEE)
+        for _ in range(3):
+            v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+        out[k, 0] = v0 ^ v1 ^ v2 ^ v3
+        v1 ^= np.uint64(0xDD)
+        for _ in range(3):
+            v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+        out[k, 1] = v0 ^ v1 ^ v2 ^ v3
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _find_key(slots, keys, k0, k1):
+    """``(slot, row)`` of the key ``(k0, k1)`` in an open-addressing table over the rows of ``keys``
+    (``slots`` a power of two long, each row + 1 or 0 for empty, probed from the key's low bits):
+    its row, or -1 and the empty slot where it would go."""
+    mask = np.uint64(len(slots) - 1)
+    s = k0 & mask
+    while slots[s] != 0:
+        row = slots[s] - 1
+        if keys[row, 0] == k0 and keys[row, 1] == k1:
+            return s, row
+        s = (s + _U1) & mask
+    return s, -1
+
+
+@njit(cache=True, nogil=True)
+def find_keys(keys, new_slots, new_keys, old_slots, old_keys):
+    """The distinct rows of ``keys`` ([n, 2]) and where each is in two :func:`_find_key` tables.
+
+    Returns ``(first, inverse, distinct, in_new, in_old)``: per distinct key the position of its
+    first occurrence; per position its distinct key's number; the distinct keys; and per distinct
+    key its row in the new table (-1 = absent) and, where absent there, in the old one.
+    """
+    n = len(keys)
+    slots = np.zeros(1 << _log2(2 * n), np.int32)  # at most half full
+    distinct = np.empty((n, 2), np.uint64)
+    first = np.empty(n, np.int64)
+    inverse = np.empty(n, np.int64)
+    m = 0
+    for i in range(n):
+        s, d = _find_key(slots, distinct, keys[i, 0], keys[i, 1])
+        if d < 0:
+            d = m
+            slots[s] = m + 1
+            distinct[m] = keys[i]
+            first[m] = i
+            m += 1
+        inverse[i] = d
+    in_new = np.empty(m, np.int64)
+    in_old = np.full(m, -1, np.int64)
+    for d in range(m):
+        in_new[d] = _find_key(new_slots, new_keys, distinct[d, 0], distinct[d, 1])[1]
+        if in_new[d] < 0:
+            in_old[d] = _find_key(old_slots, old_keys, distinct[d, 0], distinct[d, 1])[1]
+    return first[:m], inverse, distinct[:m], in_new, in_old
+
+
+@njit(cache=True, nogil=True)
+def index_rows(slots, keys, lo, hi):
+    """Enter rows ``lo..hi - 1`` of ``keys`` into their :func:`_find_key` table (a key already there keeps its row)."""
+    for row in range(lo, hi):
+        s, found = _find_key(slots, keys, keys[row, 0], keys[row, 1])
+        if found < 0:
+            slots[s] = row + 1

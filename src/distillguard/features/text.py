@@ -35,12 +35,13 @@ and the character counts use the whole text.
 
 Example:
     >>> cols = measure_texts(["Solve step by step: what is 2+2?"], ["Step 1: 2+2=4. Therefore 4."])
-    >>> bool(cols["reasoning_elicit"][0]), cols["capability"][0], cols["script"][0]
-    (True, 'math', 'latin')
+    >>> bool(cols["reasoning_elicit"][0]), cols["capability"].to_pylist(), cols["script"].to_pylist()
+    (True, ['math'], ['latin'])
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 import unicodedata
 from collections.abc import Sequence
@@ -48,8 +49,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import xxhash
 
 from distillguard.features import lexicon as _lexicon
 
@@ -220,7 +219,13 @@ def _utf8(texts: Sequence[str | None] | pa.Array | pa.ChunkedArray) -> pa.Array:
         texts = texts.combine_chunks() if texts.num_chunks != 1 else texts.chunk(0)
     if texts.type != pa.string():
         texts = texts.cast(pa.string())
-    return texts.fill_null("") if texts.null_count else texts
+    if not texts.null_count:
+        return texts
+    _, offsets = _buffers(texts)
+    if np.diff(offsets)[~texts.is_valid().to_numpy(zero_copy_only=False)].any():
+        return texts.fill_null("")
+    # every null is an empty slot (as readers write them): the same bytes without the validity bitmap, no copy
+    return pa.Array.from_buffers(pa.string(), len(texts), [None, *texts.buffers()[1:]], offset=texts.offset)
 
 
 def _buffers(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -469,7 +474,8 @@ def cue_flags(prompts: Sequence[str]) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------- capability and script
 
 
-def _capability(lex: _CompiledLexicon, counts: np.ndarray, code_chars, math_chars, digit_tokens, tokens) -> list[str]:
+def _capability(lex: _CompiledLexicon, counts: np.ndarray, code_chars, math_chars, digit_tokens, tokens) -> np.ndarray:
+    """Each text's capability as an index into :data:`CAPABILITIES`."""
     n = len(counts)
     w = _lexicon.CAPABILITY_WEIGHTS
     score = np.zeros((n, len(CAPABILITIES)))
@@ -482,13 +488,13 @@ def _capability(lex: _CompiledLexicon, counts: np.ndarray, code_chars, math_char
     # priority on ties follows CAPABILITIES order (argmax takes the first maximum)
     best = score.argmax(axis=1)
     top = score[np.arange(n), best]
-    caps = np.array(CAPABILITIES, dtype=object)[best]
-    caps = np.where(top >= 1.0, caps, np.where(tokens <= 60, "chat", "other"))
-    caps = np.where(tokens == 0, "other", caps)
-    return caps.tolist()
+    chat, other = CAPABILITIES.index("chat"), CAPABILITIES.index("other")
+    caps = np.where(top >= 1.0, best, np.where(tokens <= 60, chat, other))
+    return np.where(tokens == 0, other, caps)
 
 
-def _scripts(script_chars: np.ndarray) -> list[str]:
+def _scripts(script_chars: np.ndarray) -> np.ndarray:
+    """Each text's dominant script as an index into :data:`SCRIPTS`."""
     counts = script_chars.astype(np.float64)
     counts[:, 0] = 0
     best = counts.argmax(axis=1)
@@ -497,8 +503,7 @@ def _scripts(script_chars: np.ndarray) -> list[str]:
     group = counts[:, cjk] + counts[:, kana]
     is_cjk_group = (best == cjk) | (best == kana)
     best = np.where(is_cjk_group, np.where(counts[:, kana] >= 0.15 * group, kana, cjk), best)
-    best = np.where(counts.max(axis=1) > 0, best, 0)
-    return np.array(SCRIPTS, dtype=object)[best].tolist()
+    return np.where(counts.max(axis=1) > 0, best, 0)
 
 
 # --------------------------------------------------------------------------- benchmark overlap
@@ -522,46 +527,56 @@ def _benchmark_arrays(index) -> tuple:
 
 # --------------------------------------------------------------------------- entry point
 
+#: What is kept of a measured prompt: the columns of :func:`measure_texts` it gives, ``minhash_bands``
+#: whole (used where ``has_tokens``), and codes for the string columns: an index into :data:`SCRIPTS`,
+#: :data:`CAPABILITIES`, the benchmark index's names (-1 = none).
+_PROMPT_VALUES = np.dtype([
+    ("prompt_chars", np.int64), ("prompt_hash", np.int64), ("template_prefix_hash", np.int64),
+    ("template_suffix_hash", np.int64), ("minhash_bands", np.int64, (MINHASH_BANDS,)), ("has_tokens", np.bool_),
+    ("script", np.uint8), ("capability", np.uint8), ("reasoning_elicit", np.bool_), ("rubric_grading", np.bool_),
+    ("benchmark_hits", np.int64), ("benchmark_name", np.int32),
+])  # fmt: skip
+_COMPLETION_VALUES = np.dtype([("completion_chars", np.int64), ("completion_has_reasoning", np.bool_)])
+_SCRIPT_NAMES = pa.array(SCRIPTS, pa.string())
+_CAPABILITY_NAMES = pa.array(CAPABILITIES, pa.string())
 
-def _prompt_rows(texts: pa.Array, index, bench: tuple) -> list[tuple]:
-    """One row of ``_PROMPT_FIELDS`` per prompt (an Arrow string array without nulls)."""
+
+def _measure_prompts(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, index, bench: tuple) -> np.ndarray:
+    """The ``_PROMPT_VALUES`` of each prompt ``data[starts[k] : ends[k]]`` (UTF-8)."""
     from distillguard.features import kernels
 
     lex = _get_lexicon()
-    (hashes, prefix, suffix, bands, script_chars, counts, near,
+    (chars, hashes, prefix, suffix, bands, script_chars, counts, near,
      code_chars, math_chars, digit_tokens, tokens, tagged, hits, best) = kernels.measure_prompts(
-        *_buffers(texts), _get_tables().packed, np.uint64(PROMPT_HASH_SEED), (VIEW_HEAD, VIEW_TAIL),
+        data, starts, ends, _get_tables().packed, np.uint64(PROMPT_HASH_SEED), (VIEW_HEAD, VIEW_TAIL),
         *_PROMPT_TAGS, lex.cues, lex.near_terms, len(lex.classes), _TEMPLATE, _MINHASH,
         bench, len(index.names) if index is not None else 0, len(SCRIPTS),
     )  # fmt: skip
     rules = _lexicon.RULES
     flags = {name: lex.rule(clauses, counts, near) for name, clauses in rules.items() if not name.startswith("completion")}
-    named = np.flatnonzero(hits >= BENCHMARK_MIN_HITS).tolist()
-    names: list[str | None] = [None] * len(texts)
-    for r, b in zip(named, best[named].tolist(), strict=True):
-        names[r] = index.names[b]
-    cols = (
-        hashes.view(np.int64).tolist(),
-        prefix.view(np.int64).tolist(),
-        suffix.view(np.int64).tolist(),
-        [r if has else [] for r, has in zip(bands.view(np.int64).tolist(), (tokens > 0).tolist(), strict=True)],
-        _scripts(script_chars),
-        _capability(lex, counts, code_chars, math_chars, digit_tokens, tokens),
-        (flags["reasoning_elicit"] | tagged).tolist(),
-        flags["rubric_grading"].tolist(),
-        hits.tolist(),
-        names,
-    )
-    return list(zip(*cols, strict=True))
+    values = np.empty(len(starts), _PROMPT_VALUES)
+    values["prompt_chars"] = chars
+    values["prompt_hash"] = hashes.view(np.int64)
+    values["template_prefix_hash"] = prefix.view(np.int64)
+    values["template_suffix_hash"] = suffix.view(np.int64)
+    values["minhash_bands"] = bands.view(np.int64)
+    values["has_tokens"] = tokens > 0
+    values["script"] = _scripts(script_chars)
+    values["capability"] = _capability(lex, counts, code_chars, math_chars, digit_tokens, tokens)
+    values["reasoning_elicit"] = flags["reasoning_elicit"] | tagged
+    values["rubric_grading"] = flags["rubric_grading"]
+    values["benchmark_hits"] = hits
+    values["benchmark_name"] = np.where(hits >= BENCHMARK_MIN_HITS, best, -1)
+    return values
 
 
-def _completion_rows(texts: pa.Array) -> list[tuple]:
-    """One row of ``_COMPLETION_FIELDS`` per completion (an Arrow string array without nulls)."""
+def _measure_completions(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The ``_COMPLETION_VALUES`` of each completion ``data[starts[k] : ends[k]]`` (UTF-8)."""
     from distillguard.features import kernels
 
     lex = _get_lexicon()
-    counts, code_chars, eq, num_tokens, think_tag = kernels.measure_completions(
-        *_buffers(texts), _get_tables().packed, (COMPLETION_HEAD, COMPLETION_TAIL), *_COMPLETION_TAGS,
+    chars, counts, code_chars, eq, num_tokens, think_tag = kernels.measure_completions(
+        data, starts, ends, _get_tables().packed, (COMPLETION_HEAD, COMPLETION_TAIL), *_COMPLETION_TAGS,
         lex.cues, len(lex.classes),
     )  # fmt: skip
     trace_classes = ("trace.step", "trace.connective", "trace.ordinal", "trace.strong")
@@ -577,18 +592,47 @@ def _completion_rows(texts: pa.Array) -> list[tuple]:
         # a bare worked calculation ("16 - 3 - 4 = 9 ... 9 * 2 = 18"), not an assignment-heavy program
         | ((eq >= 3) & (num_tokens >= 6) & (code_chars <= 2 * eq + 4))
     )
-    return [(x,) for x in has_trace.tolist()]
+    values = np.empty(len(starts), _COMPLETION_VALUES)
+    values["completion_chars"] = chars
+    values["completion_has_reasoning"] = has_trace
+    return values
 
 
-#: Per-prompt columns of :func:`measure_texts`, in the order a cached prompt row holds them.
-_PROMPT_FIELDS = (
-    "prompt_hash", "template_prefix_hash", "template_suffix_hash", "minhash_bands", "script", "capability",
-    "reasoning_elicit", "rubric_grading", "benchmark_hits", "benchmark_name",
-)  # fmt: skip
-_COMPLETION_FIELDS = ("completion_has_reasoning",)
-#: Texts per generation of a :class:`_MeasureCache` (two generations are kept): ~0.85 kB per prompt row, so
-#: ~45 MB per ingest worker for prompts.  On the throughput input 40,000 saved 4% of prompt measurements for ~30 MB more.
+#: Texts per generation of a :class:`_MeasureCache` (two generations are kept): ~140 bytes per prompt (its
+#: values, key and table slots), so ~7 MB per ingest worker for prompts.  On the throughput input 40,000
+#: saved 4% of prompt measurements.
 CACHE_GENERATION = 25_000
+#: The measurement cache's SipHash key: drawn at import, so no text can be made offline to collide with another.
+_TEXT_KEY = tuple(np.frombuffer(secrets.token_bytes(16), np.uint64))
+
+
+def _records(values: np.ndarray) -> np.ndarray:
+    """A structured array as opaque records: numpy copies those whole (~15x faster than field by field)."""
+    return values.view(np.dtype((np.void, values.dtype.itemsize)))
+
+
+class _Generation:
+    """Up to ``capacity`` measured texts: their keys, values, and an open-addressing table over the keys
+    (``kernels.find_keys``; at most half full)."""
+
+    def __init__(self, dtype: np.dtype, capacity: int):
+        self.slots = np.zeros(1 << (2 * capacity - 1).bit_length(), np.int32)
+        self.keys = np.zeros((capacity, 2), np.uint64)
+        self.values = np.zeros(capacity, dtype)
+        self.size = 0
+
+    def add(self, keys: np.ndarray, values: np.ndarray) -> None:
+        from distillguard.features import kernels
+
+        lo, hi = self.size, self.size + len(keys)
+        self.keys[lo:hi] = keys
+        _records(self.values)[lo:hi] = _records(values)
+        kernels.index_rows(self.slots, self.keys, lo, hi)
+        self.size = hi
+
+    def clear(self) -> None:
+        self.slots[:] = 0
+        self.size = 0
 
 
 class _MeasureCache:
@@ -596,64 +640,94 @@ class _MeasureCache:
 
     Harvesting replays templates and datasets, and chat clients resend the same
     prompts, so a batch repeats many texts and the next batches repeat more.
-    Every measurement is a pure function of one text, so a cached row is exactly
-    what measuring again would give.  Keys are 128-bit xxh3 hashes of the text (a
-    collision among 10**9 texts has probability ~1e-21), not the text, to bound
-    memory; two generations of :data:`CACHE_GENERATION` rows approximate an LRU.
+    Every measurement is a pure function of one text, so cached values are exactly
+    what measuring again would give.  Keys are SipHash-1-3 128-bit hashes of the
+    text's bytes under a key drawn per process (:data:`_TEXT_KEY`), not the text,
+    to bound memory: SipHash is a pseudorandom function of its key, so texts
+    chosen without the key collide as random 128-bit values do (among 10**9 texts
+    with probability ~1e-21), and a colliding pair cannot be prepared offline.
+    Two generations of :data:`CACHE_GENERATION` texts approximate an LRU: a text
+    found in the old one is copied into the new one, which replaces the old one
+    when full.
     """
 
-    def __init__(self, generation: int | None = None):
+    def __init__(self, dtype: np.dtype, generation: int | None = None):
         self.generation = generation or CACHE_GENERATION
-        self._new: dict[int, tuple] = {}
-        self._old: dict[int, tuple] = {}
+        self._new = _Generation(dtype, self.generation)
+        self._old = _Generation(dtype, self.generation)
+        self._lock = threading.Lock()  # one batch's lookup or store at a time; measuring runs outside it
 
-    def rows(self, texts: pa.Array, measure) -> list[tuple]:
-        """One row per text (an Arrow string array without nulls): from the cache, else from ``measure``
-        called once on an array of the distinct unseen texts."""
+    def measured(self, texts: pa.Array, measure) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, rows)``: the values of the distinct texts of ``texts`` (an Arrow string array without
+        nulls) and, per text, its row in them; the unseen ones from one call ``measure(data, starts, ends)``
+        over the :func:`_buffers` of ``texts``."""
+        from distillguard.features import kernels
+
         data, offsets = _buffers(texts)
-        view = memoryview(data)
-        bounds = offsets.tolist()
-        keys = list(map(xxhash.xxh3_128_intdigest, map(view.__getitem__, map(slice, bounds[:-1], bounds[1:]))))
-        first = dict(zip(keys, range(len(keys))))  # key -> a position of its text (the last; any will do)
-        new, old = self._new, self._old
-        found: dict[int, tuple] = {}
-        unseen: list[int] = []
-        for key in first:
-            row = new.get(key)
-            if row is None:
-                row = old.get(key)
-                if row is None:
-                    unseen.append(key)
-                    continue
-                new[key] = row
-            found[key] = row
-        if unseen:
-            positions = pa.array([first[k] for k in unseen], pa.int64())
-            for key, row in zip(unseen, measure(texts.take(positions)), strict=True):
-                self._put(key, row)
-                found[key] = row
-        return list(map(found.__getitem__, keys))
+        keys = kernels.text_keys(data, offsets, _TEXT_KEY)
+        with self._lock:
+            new, old = self._new, self._old
+            first, rows, distinct, in_new, in_old = kernels.find_keys(keys, new.slots, new.keys, old.slots, old.keys)
+            values = np.empty(len(first), new.values.dtype)
+            found_new, found_old = np.flatnonzero(in_new >= 0), np.flatnonzero(in_old >= 0)
+            _records(values)[found_new] = _records(new.values)[in_new[found_new]]
+            _records(values)[found_old] = _records(old.values)[in_old[found_old]]
+        unseen = np.flatnonzero((in_new < 0) & (in_old < 0))
+        if len(unseen):
+            _records(values)[unseen] = _records(measure(data, offsets[first[unseen]], offsets[first[unseen] + 1]))
+        stored = np.concatenate([found_old, unseen])  # the old generation's hits move to the new one
+        with self._lock:
+            self._store(distinct[stored], _records(values)[stored])
+        return values, rows
 
-    def _put(self, key: int, row: tuple) -> None:
-        self._new[key] = row
-        if len(self._new) >= self.generation:
-            self._old, self._new = self._new, {}
+    def _store(self, keys: np.ndarray, values: np.ndarray) -> None:
+        done = 0
+        while done < len(keys):
+            room = min(self.generation - self._new.size, len(keys) - done)
+            self._new.add(keys[done : done + room], values[done : done + room])
+            done += room
+            if self._new.size == self.generation:
+                self._old.clear()
+                self._old, self._new = self._new, self._old
 
 
 _cache_lock = threading.Lock()
-# id(index) -> (index, prompts, completions, the index's kernel arrays)
-_caches: dict[int, tuple[object, _MeasureCache, _MeasureCache, tuple]] = {}
 
 
-def _caches_for(index) -> tuple[_MeasureCache, _MeasureCache, tuple]:
+@dataclass(frozen=True)
+class _IndexCaches:
+    """What measuring with one benchmark index keeps between batches."""
+
+    index: object  # held: its id stays its own
+    prompts: _MeasureCache
+    completions: _MeasureCache
+    bench: tuple  # the index's kernel arrays
+    names: pa.Array  # the index's benchmark names
+
+
+_caches: dict[int, _IndexCaches] = {}
+
+
+def _caches_for(index) -> _IndexCaches:
     entry = _caches.get(id(index))
-    if entry is None or entry[0] is not index:
+    if entry is None or entry.index is not index:
         with _cache_lock:
             if len(_caches) >= 4:  # indexes come and go in tests; a scan uses one
                 _caches.clear()
-            # holds index: its id stays its own
-            entry = _caches[id(index)] = (index, _MeasureCache(), _MeasureCache(), _benchmark_arrays(index))
-    return entry[1], entry[2], entry[3]
+            names = pa.array(index.names if index is not None else [], pa.string())
+            entry = _caches[id(index)] = _IndexCaches(
+                index, _MeasureCache(_PROMPT_VALUES), _MeasureCache(_COMPLETION_VALUES), _benchmark_arrays(index), names
+            )
+    return entry
+
+
+def _bands_column(values: np.ndarray, rows: np.ndarray) -> pa.ListArray:
+    """The ``minhash_bands`` column of prompt ``values`` at ``rows``: a prompt's bands where it has tokens,
+    else an empty list."""
+    has_tokens = values["has_tokens"][rows]
+    offsets = np.zeros(len(rows) + 1, np.int32)
+    np.cumsum(has_tokens * np.int32(MINHASH_BANDS), out=offsets[1:])
+    return pa.ListArray.from_arrays(offsets, values["minhash_bands"][rows[has_tokens]].ravel())
 
 
 def measure_texts(
@@ -661,22 +735,23 @@ def measure_texts(
     completions: Sequence[str | None] | pa.Array | pa.ChunkedArray,
     *,
     benchmark_index=None,
-) -> dict[str, list | np.ndarray]:
+) -> dict[str, np.ndarray | pa.Array]:
     """Measure a batch of (last user message, response text) pairs (lists, or Arrow string columns; None is "").
 
-    Returns one equal-length column per name in :data:`TEXT_COLUMNS`:
-    ``prompt_chars``/``completion_chars``/``prompt_hash``/``template_*_hash``/
-    ``benchmark_hits`` as int64 ndarrays, ``minhash_bands`` as a list of
-    ``list[int]`` (empty for an empty prompt), ``script``/``capability``/
-    ``benchmark_name`` as lists of str (None for no benchmark), and the flags
-    as bool ndarrays.  ``benchmark_index`` defaults to the bundled index
+    Returns one equal-length column per name in :data:`TEXT_COLUMNS`, each of
+    its ``EVENT_SCHEMA`` type: ``prompt_chars``/``completion_chars``/
+    ``prompt_hash``/``template_*_hash``/``benchmark_hits`` as int64 ndarrays,
+    the flags as bool ndarrays, ``minhash_bands`` as an Arrow list<int64> array
+    (an empty list for a prompt without tokens), and ``script``/``capability``/
+    ``benchmark_name`` as Arrow string arrays (``benchmark_name`` null for no
+    benchmark).  ``benchmark_index`` defaults to the bundled index
     (:func:`distillguard.features.benchmark_index.load_index`); pass ``False``
     to skip the benchmark lookup.
 
     Example:
         >>> cols = measure_texts(["Rate the response on a scale of 1 to 10."], [None])
-        >>> bool(cols["rubric_grading"][0]), int(cols["completion_chars"][0])
-        (True, 0)
+        >>> bool(cols["rubric_grading"][0]), int(cols["completion_chars"][0]), cols["script"].to_pylist()
+        (True, 0, ['latin'])
     """
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
@@ -687,29 +762,24 @@ def measure_texts(
         benchmark_index = load_index()
     elif benchmark_index is False:
         benchmark_index = None
-    prompt_cache, completion_cache, bench = _caches_for(benchmark_index)
-    prompt_rows = prompt_cache.rows(prompts, lambda encoded: _prompt_rows(encoded, benchmark_index, bench))
-    completion_rows = completion_cache.rows(completions, _completion_rows)
-    cols: dict[str, list | np.ndarray] = {}
-    cols["prompt_chars"] = pc.utf8_length(prompts).to_numpy().astype(np.int64)  # characters, as len(str) counts
-    cols["completion_chars"] = pc.utf8_length(completions).to_numpy().astype(np.int64)
-    by_name = dict(zip(_PROMPT_FIELDS, zip(*prompt_rows, strict=True), strict=True)) if prompt_rows else {}
-    by_name.update(zip(_COMPLETION_FIELDS, zip(*completion_rows, strict=True), strict=True) if completion_rows else ())
-    for name in _PROMPT_FIELDS + _COMPLETION_FIELDS:
-        values = list(by_name.get(name, ()))
-        if name in _ARRAY_DTYPES:
-            cols[name] = np.array(values, dtype=_ARRAY_DTYPES[name])
-        else:
-            cols[name] = values
-    return {name: cols[name] for name in TEXT_COLUMNS}
-
-
-_ARRAY_DTYPES = {
-    "prompt_hash": np.int64,
-    "template_prefix_hash": np.int64,
-    "template_suffix_hash": np.int64,
-    "benchmark_hits": np.int64,
-    "reasoning_elicit": bool,
-    "rubric_grading": bool,
-    "completion_has_reasoning": bool,
-}
+    caches = _caches_for(benchmark_index)
+    values, rows = caches.prompts.measured(
+        prompts, lambda data, starts, ends: _measure_prompts(data, starts, ends, benchmark_index, caches.bench)
+    )
+    completion_values, completion_rows = caches.completions.measured(completions, _measure_completions)
+    benchmarks = values["benchmark_name"][rows]
+    return {
+        "prompt_chars": values["prompt_chars"][rows],  # characters, as len(str) counts
+        "completion_chars": completion_values["completion_chars"][completion_rows],
+        "prompt_hash": values["prompt_hash"][rows],
+        "template_prefix_hash": values["template_prefix_hash"][rows],
+        "template_suffix_hash": values["template_suffix_hash"][rows],
+        "minhash_bands": _bands_column(values, rows),
+        "script": _SCRIPT_NAMES.take(values["script"][rows]),
+        "capability": _CAPABILITY_NAMES.take(values["capability"][rows]),
+        "reasoning_elicit": values["reasoning_elicit"][rows],
+        "rubric_grading": values["rubric_grading"][rows],
+        "benchmark_hits": values["benchmark_hits"][rows],
+        "benchmark_name": caches.names.take(pa.array(benchmarks, mask=benchmarks < 0)),
+        "completion_has_reasoning": completion_values["completion_has_reasoning"][completion_rows],
+    }
