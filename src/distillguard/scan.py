@@ -194,7 +194,7 @@ def score_accounts(
     """
     import pandas as pd
 
-    from distillguard.features.account import population_percentiles
+    from distillguard.features.account import FEATURE_NAMES, population_percentiles
     from distillguard.linking import link_accounts
     from distillguard.subaccounts import SubAccountConfig, end_user_evidence, score_end_users
 
@@ -236,6 +236,7 @@ def score_accounts(
     explained = np.flatnonzero(flagged | (scores >= threshold * 0.5))
     evidence_of = dict(zip(explained.tolist(), model.explain_rows(frame, explained), strict=True))
     pct = population_percentiles(frame).to_numpy(dtype="float64") if len(explained) else None
+    values = frame[list(FEATURE_NAMES)].to_numpy(dtype="float64")  # in population_percentiles' column order
     samples = _samples_by_account(store)
     n_events = frame["n_events"].to_numpy()
     n_success = frame["n_success"].to_numpy()
@@ -271,7 +272,7 @@ def score_accounts(
                 if not own_or_cluster_flagged[i]:  # only the end users' harvest, not the whole reseller's traffic
                     finding.est_exchanges = sum(sub.est_exchanges for sub in subs)
                     finding.est_output_tokens = sum(sub.est_output_tokens for sub in subs)
-            finding.signals = _signals(frame, i, pct[i], finding, max_signals)
+            finding.signals = _signals(values[i], pct[i], finding, max_signals)
             finding.sample_prompts = samples.get(str(account_id), [])[:3]
         findings.append(finding)
     findings.sort(key=lambda f: (-f.score, f.account_id))  # ties by id: the same file from the same store
@@ -289,10 +290,11 @@ def _cluster_evidence(cluster: ClusterFinding, own: float) -> Evidence:
     )
 
 
-def _signals(frame: pd.DataFrame, i: int, pct: np.ndarray, finding: AccountFinding, limit: int) -> list[Signal]:
+def _signals(values: np.ndarray, pct: np.ndarray, finding: AccountFinding, limit: int) -> list[Signal]:
     """The account's most telling features: those named by its evidence first, then its most extreme.
 
-    ``pct`` is the account's row of :func:`population_percentiles` (columns in FEATURE_NAMES order).
+    ``values`` and ``pct`` are the account's feature values and its row of :func:`population_percentiles`
+    (both in FEATURE_NAMES order).
     """
     from distillguard.features.account import FEATURE_BY_NAME, FEATURE_NAMES
 
@@ -300,8 +302,8 @@ def _signals(frame: pd.DataFrame, i: int, pct: np.ndarray, finding: AccountFindi
     extreme = [FEATURE_NAMES[j] for j in _descending(pct) if FEATURE_NAMES[j] not in named and pct[j] >= 90]
     chosen = (named + extreme)[:limit]
     return [
-        Signal(n, round(float(frame[n].iat[i]), 4), round(float(pct[FEATURE_NAMES.index(n)]), 1), FEATURE_BY_NAME[n].description)
-        for n in chosen
+        Signal(n, round(float(values[j]), 4), round(float(pct[j]), 1), FEATURE_BY_NAME[n].description)
+        for n, j in ((n, FEATURE_NAMES.index(n)) for n in chosen)
     ]
 
 
