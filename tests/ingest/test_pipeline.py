@@ -107,6 +107,22 @@ def test_blocks_reach_workers_through_shared_memory_and_oversized_ones_through_t
         assert set(os.listdir("/dev/shm")) <= segments  # the segment is gone
 
 
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="the room check is for Linux's /dev/shm")
+def test_without_room_in_shared_memory_every_block_takes_the_pipe(tmp_path, monkeypatch):
+    # a container's small /dev/shm: writing past its room would kill the scan (SIGBUS), so it is not used
+    monkeypatch.setattr(pipeline, "CHUNK_BYTES", 3000)
+    path = tmp_path / "events.jsonl"
+    write_events([make_event(i) for i in range(60)], path, fmt="litellm")
+    real_statvfs = os.statvfs
+    monkeypatch.setattr(os, "statvfs", lambda p: os.statvfs_result((4096, 4096, 100, 1, 1, 0, 0, 0, 0, 255))
+                        if p == "/dev/shm" else real_statvfs(p))  # fmt: skip
+    created = []
+    monkeypatch.setattr(pipeline._SharedBlocks, "__init__", lambda *a: created.append(a))
+    serial, parallel = _run(tmp_path, [path], 1, "serial"), _run(tmp_path, [path], 2, "parallel")
+    assert parallel[1:] == serial[1:] and len(serial[1]["events"]) == 60
+    assert created == []
+
+
 def test_truncated_gzip_and_mixed_formats_with_workers(tmp_path):
     gz = truncate_gzip(_input(tmp_path, "cut.jsonl.gz"), keep_fraction=0.5)
     other = tmp_path / "openai.jsonl"  # a format without parse_lines: read in the main process

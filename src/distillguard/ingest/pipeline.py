@@ -355,6 +355,24 @@ class _SharedBlocks:
         self.memory = shared_memory.SharedMemory(create=True, size=slots * slot_bytes)
         self._free = list(range(slots))
 
+    @classmethod
+    def create(cls, slots: int, slot_bytes: int) -> _SharedBlocks | None:
+        """The slots, or None where shared memory lacks room for them (every block then takes the pipe).
+
+        On Linux the segment lives in the ``/dev/shm`` file system, which containers often keep small
+        (Docker: 64 MB); a write past its free space would kill the scan with SIGBUS, so the room is
+        checked first, with a margin.
+        """
+        size = slots * slot_bytes
+        try:
+            if os.path.isdir("/dev/shm"):
+                room = os.statvfs("/dev/shm")
+                if room.f_bavail * room.f_frsize < 2 * size:
+                    return None
+            return cls(slots, slot_bytes)
+        except OSError:
+            return None
+
     def put(self, block: bytes) -> int | None:
         """The slot now holding ``block``, or None (too large, or no slot free)."""
         if len(block) > self.slot_bytes or not self._free:
@@ -378,6 +396,7 @@ class _Pool:
     def __init__(self, n: int, hasher: Hasher, keep_text: bool, excerpts_per_account: int):
         self.n = n
         self.blocks: _SharedBlocks | None = None
+        self._no_shared_memory = False
         # forkserver: workers fork from a clean server process (not from this one, which may hold
         # DuckDB's threads), with distillguard imported once there instead of once per worker.
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
@@ -394,10 +413,11 @@ class _Pool:
         )  # fmt: skip
 
     def submit(self, fmt: str, path: str, first_line_no: int, block: bytes) -> Future:
-        if self.blocks is None:
+        if self.blocks is None and not self._no_shared_memory:
             # room for every task in flight (see _ingest_blocks) plus one being handed back
-            self.blocks = _SharedBlocks(self.n * TASKS_PER_WORKER + 1, 2 * CHUNK_BYTES)
-        slot = self.blocks.put(block)
+            self.blocks = _SharedBlocks.create(self.n * TASKS_PER_WORKER + 1, 2 * CHUNK_BYTES)
+            self._no_shared_memory = self.blocks is None
+        slot = self.blocks.put(block) if self.blocks is not None else None
         if slot is None:
             return self.executor.submit(_work, fmt, path, first_line_no, block)
         blocks = self.blocks
