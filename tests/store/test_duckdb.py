@@ -68,14 +68,3 @@ def test_repeated_event_ids_anywhere_in_a_batch_are_stored_once(ids):
     assert store.append("events", events_table(rows)) == len(set(ids))
     stored = {r["event_id"]: r["model"] for r in store.query("SELECT event_id, model FROM events").to_pylist()}
     assert stored == {i: f"m{ids.index(i)}" for i in ids}  # the first row of each id, whatever the order
-
-
-def test_threads_default_to_a_few_more_than_the_cpus_and_can_be_set():
-    from distillguard.cpus import usable_cpus
-    from distillguard.store.duckdb import default_threads
-
-    def threads(store):
-        return int(store.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
-
-    assert threads(DuckDBStore(":memory:")) == default_threads() == usable_cpus() + min(usable_cpus(), 4)
-    assert threads(DuckDBStore(":memory:", threads=1)) == 1

@@ -26,7 +26,6 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from distillguard.cpus import usable_cpus
 from distillguard.errors import Quarantined
 from distillguard.ingest import READERS, make_reader, read_accounts
 from distillguard.ingest.lines import is_gzip, iter_line_blocks
@@ -215,8 +214,11 @@ def ingest_files(
 
 
 def default_workers() -> int:
-    """One worker per CPU this process may run on (:func:`distillguard.cpus.usable_cpus`)."""
-    return usable_cpus()
+    """The CPUs this process may run on (``os.cpu_count()`` unless an affinity mask says fewer)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _worker_count(input_bytes: int, workers: int | None) -> int:

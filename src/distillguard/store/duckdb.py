@@ -14,7 +14,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
-from distillguard.cpus import usable_cpus
 from distillguard.errors import InputError
 from distillguard.schema import ACCOUNT_SCHEMA, EVENT_SCHEMA, EVENT_SCHEMA_VERSION, SAMPLE_SCHEMA, TEXT_SCHEMA
 from distillguard.store.base import EventStore
@@ -91,17 +90,6 @@ def insert_new(con: duckdb.DuckDBPyConnection, table: str, batch: pa.Table, key:
         con.unregister("_incoming")
 
 
-def default_threads() -> int:
-    """DuckDB threads for a store: the CPUs plus up to four more.
-
-    DuckDB's default, one thread per CPU, leaves cores idle where its pipelines wait on each other:
-    on 2 cores the account feature query kept 1.65 of them busy (3.7-4.0 s for 1M events) and with 4
-    threads 1.9 (3.1 s), for the same CPU time.  A few threads more than CPUs fill those gaps.
-    """
-    cpus = usable_cpus()
-    return cpus + min(cpus, 4)
-
-
 class DuckDBStore(EventStore):
     """Events in one DuckDB database file; re-appending a stored event_id is a no-op."""
 
@@ -115,7 +103,8 @@ class DuckDBStore(EventStore):
             raise InputError(self.path, f"cannot open the DuckDB store: {exc}") from exc
         # DuckDB spills to disk past this; 1 GB keeps a 1M-event scan with linking near 2.6 GB RSS
         self._exec(f"SET memory_limit='{memory_limit}'")
-        self._exec(f"SET threads={int(threads or default_threads())}")
+        if threads:
+            self._exec(f"SET threads={int(threads)}")
         for name, (schema, key) in TABLES.items():
             self._exec(_ddl(name, schema))
         self._exec("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
