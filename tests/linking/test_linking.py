@@ -139,3 +139,23 @@ def test_empty_store_links_nothing():
     frame["score"] = []
     result = link_accounts(store, frame, Ensemble.load(), 0.7)
     assert result.cluster_of == {} and result.clusters == []
+
+
+def test_edge_tables_are_built_with_at_most_two_duckdb_threads_and_the_store_keeps_its_own(monkeypatch):
+    # more threads hold more hash tables these queries cannot spill: 3 or 4 ran out of the 1 GB limit on 1M events
+    from distillguard.linking import graph
+
+    store = build_store(n_hydra=6, n_nat=4, n_chat=4)
+    store.con.execute("SET threads=4").fetchall()
+    seen = []
+    run = graph._exec
+
+    def exec_and_note(st, sql):
+        seen.append(int(st.con.execute("SELECT current_setting('threads')").fetchall()[0][0]))
+        run(st, sql)
+
+    monkeypatch.setattr(graph, "_exec", exec_and_note)
+    graph.build_edge_tables(store)
+    assert seen and set(seen) == {graph.EDGE_THREADS} == {2}
+    assert store.con.execute("SELECT current_setting('threads')").fetchall()[0][0] == 4
+    graph.drop_edge_tables(store)
