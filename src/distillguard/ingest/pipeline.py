@@ -183,8 +183,7 @@ def ingest_files(
                 continue
             t_file, t_other = time.perf_counter(), report.timings_s["normalize"] + report.timings_s["store"]
             buffer: list[RawEvent] = []
-            stored = _StoreBuffer(store, file_report, report.timings_s, on_progress, store_rows)
-            try:
+            with _StoreBuffer(store, file_report, report.timings_s, on_progress, store_rows) as stored:
                 for item in reader.read(Path(path)):
                     if isinstance(item, Quarantined):
                         _quarantined(item, file_report, quarantine, report)
@@ -196,9 +195,6 @@ def ingest_files(
                         _normalize_into(stored, buffer, hasher, keep_text, keeper, report.timings_s)
                         buffer = []
                 _normalize_into(stored, buffer, hasher, keep_text, keeper, report.timings_s)
-                stored.close()
-            finally:
-                stored.close(store_rest=False)
             if pool is not None:  # a file read here while others went through workers
                 t = report.timings_s
                 t["read"] += time.perf_counter() - t_file - (t["normalize"] + t["store"] - t_other)
@@ -257,8 +253,8 @@ class _StoreBuffer:
     20,000-row appends than in 100,000-row ones (docs/performance.md).  An append of 100,000 rows
     takes ~0.6 s; made in the calling thread it would stop the hand-out of blocks for that long and
     leave the worker processes idle, so it runs in a writer thread (DuckDB releases the GIL) while
-    the caller goes on.  At most one append is in flight (memory stays bounded); :meth:`close`
-    waits for the last.  Progress and the file's counts are updated as appends complete, in the
+    the caller goes on.  At most one append is in flight (memory stays bounded); leaving the
+    ``with`` block waits for the last.  Progress and the file's counts are updated as appends complete, in the
     calling thread.
     """
 
@@ -290,11 +286,14 @@ class _StoreBuffer:
         self._append = self._writer.submit(self._store, events, texts, self.buffered)
         self.events, self.texts, self.buffered = [], [], 0
 
-    def close(self, *, store_rest: bool = True) -> None:
-        """Store what is buffered (unless ``store_rest`` is false: the ingest failed) and wait until every
-        append is done, raising its error if any.  The store is the caller's alone again afterwards."""
+    def __enter__(self) -> _StoreBuffer:
+        return self
+
+    def __exit__(self, exc_type, *_exc) -> None:
+        """Store what is buffered (unless the ingest failed) and wait until every append is done, raising
+        its error if any: no append outlives the ingest, and the store is the caller's alone again."""
         try:
-            if store_rest:
+            if exc_type is None:
                 self.flush()
             self._wait()
         finally:
@@ -395,8 +394,6 @@ class _Pool:
 
     def __init__(self, n: int, hasher: Hasher, keep_text: bool, excerpts_per_account: int):
         self.n = n
-        self.blocks: _SharedBlocks | None = None
-        self._no_shared_memory = False
         # forkserver: workers fork from a clean server process (not from this one, which may hold
         # DuckDB's threads), with distillguard imported once there instead of once per worker.
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
@@ -411,12 +408,10 @@ class _Pool:
             n, mp_context=ctx, initializer=_init_worker,
             initargs=(hasher, keep_text, excerpts_per_account),
         )  # fmt: skip
+        # room for every task in flight (see _ingest_blocks) plus one being handed back; None: the pipe only
+        self.blocks = _SharedBlocks.create(n * TASKS_PER_WORKER + 1, 2 * CHUNK_BYTES)
 
     def submit(self, fmt: str, path: str, first_line_no: int, block: bytes) -> Future:
-        if self.blocks is None and not self._no_shared_memory:
-            # room for every task in flight (see _ingest_blocks) plus one being handed back
-            self.blocks = _SharedBlocks.create(self.n * TASKS_PER_WORKER + 1, 2 * CHUNK_BYTES)
-            self._no_shared_memory = self.blocks is None
         slot = self.blocks.put(block) if self.blocks is not None else None
         if slot is None:
             return self.executor.submit(_work, fmt, path, first_line_no, block)
@@ -561,20 +556,19 @@ def _ingest_blocks(
         pending.append(pool.submit(fmt, source, first_line_no, block))
 
     try:
-        t_lines = time.perf_counter()
-        for item in iter_line_blocks(Path(path), CHUNK_BYTES):
-            if type(item) is Quarantined:
-                pending.append(item)
-                continue
-            timings["read"] += time.perf_counter() - t_lines
-            submit(*item)
+        with stored:
             t_lines = time.perf_counter()
-        timings["read"] += time.perf_counter() - t_lines
-        while pending:
-            take_one()
-        stored.close()
+            for item in iter_line_blocks(Path(path), CHUNK_BYTES):
+                if type(item) is Quarantined:
+                    pending.append(item)
+                    continue
+                timings["read"] += time.perf_counter() - t_lines
+                submit(*item)
+                t_lines = time.perf_counter()
+            timings["read"] += time.perf_counter() - t_lines
+            while pending:
+                take_one()
     finally:
-        stored.close(store_rest=False)  # after an error: no append may outlive the ingest
         for item in pending:
             if isinstance(item, Future):
                 item.cancel()
