@@ -4,7 +4,8 @@ SipHash (Aumasson and Bernstein, 2012) is a pseudo-random function of its 128-bi
 key, its outputs cannot be predicted or inverted, which is what keyed hashing at ingest asks of a
 hash of a prompt prefix.  HMAC-SHA256 gives the same for identifiers, but through a Python call per
 value (~2 us); texts are mostly distinct, so the ingest hashes their prefixes here, over the
-column's UTF-8 buffer, with no Python object per value (~0.3 us for 500 bytes).
+column's UTF-8 buffer, with no Python object per value (~0.3 us for 500 bytes).  The kernel is
+``distillguard.features.kernels.siphash24``, beside the SipHash-1-3 of the text-measure cache.
 
 Example:
     >>> import pyarrow as pa
@@ -17,63 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
-
-_M = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _rotl(x, b):
-    return (x << np.uint64(b)) | (x >> np.uint64(64 - b))
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _round(v0, v1, v2, v3):
-    v0 += v1
-    v1 = _rotl(v1, 13) ^ v0
-    v0 = _rotl(v0, 32)
-    v2 += v3
-    v3 = _rotl(v3, 16) ^ v2
-    v0 += v3
-    v3 = _rotl(v3, 21) ^ v0
-    v2 += v1
-    v1 = _rotl(v1, 17) ^ v2
-    v2 = _rotl(v2, 32)
-    return v0, v1, v2, v3
-
-
-@njit(cache=True, nogil=True)
-def siphash24(k0, k1, data, offsets, out):
-    """``out[i]`` = SipHash-2-4 under key ``(k0, k1)`` of ``data[offsets[i]:offsets[i + 1]]`` (uint64)."""
-    for i in range(len(offsets) - 1):
-        start, end = offsets[i], offsets[i + 1]
-        v0 = k0 ^ np.uint64(0x736F6D6570736575)
-        v1 = k1 ^ np.uint64(0x646F72616E646F6D)
-        v2 = k0 ^ np.uint64(0x6C7967656E657261)
-        v3 = k1 ^ np.uint64(0x7465646279746573)
-        n = end - start
-        whole = start + (n // 8) * 8
-        p = start
-        while p < whole:
-            m = np.uint64(0)
-            for j in range(8):
-                m |= np.uint64(data[p + j]) << np.uint64(8 * j)
-            v3 ^= m
-            v0, v1, v2, v3 = _round(v0, v1, v2, v3)
-            v0, v1, v2, v3 = _round(v0, v1, v2, v3)
-            v0 ^= m
-            p += 8
-        last = np.uint64(n & 0xFF) << np.uint64(56)
-        for j in range(end - whole):
-            last |= np.uint64(data[whole + j]) << np.uint64(8 * j)
-        v3 ^= last
-        v0, v1, v2, v3 = _round(v0, v1, v2, v3)
-        v0, v1, v2, v3 = _round(v0, v1, v2, v3)
-        v0 ^= last
-        v2 ^= np.uint64(0xFF)
-        for _ in range(4):
-            v0, v1, v2, v3 = _round(v0, v1, v2, v3)
-        out[i] = v0 ^ v1 ^ v2 ^ v3
 
 
 def siphash24_column(values: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Int64Array:
@@ -92,7 +36,9 @@ def siphash24_column(values: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Int64
     offsets = np.frombuffer(offset_buf, np.int64 if wide else np.int32, n + 1, values.offset * width)
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None and data_buf.size else np.zeros(1, np.uint8)
     out = np.empty(n, np.uint64)
+    from distillguard.features.kernels import siphash24  # numba: imported where texts are hashed
+
     k0, k1 = np.frombuffer(key, "<u8")
-    siphash24(k0, k1, data, offsets, out)
+    siphash24(data, offsets, k0, k1, out)
     mask = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
     return pa.array(out.view(np.int64), pa.int64(), mask=mask)

@@ -19,6 +19,9 @@ token goes back to Python:
   symbols, number tokens, think tags).
 * :func:`text_keys`, :func:`find_keys`, :func:`index_rows`: the measurement cache's
   keyed text hashes and its open-addressing tables (``text._MeasureCache``).
+* :func:`siphash24`: the keyed hashes of stored prefixes (:mod:`distillguard.siphash`), here so
+  that both SipHash variants share one round function (numba's cache tracks only the file a
+  function is defined in: a function shared across files could run stale from another's cache).
 
 They compute exactly what the definitions in ``text.py``'s docstring describe;
 ``tests/features/test_kernels.py`` compares them with plain-Python definitions.
@@ -41,7 +44,7 @@ from numba import njit
 
 __all__ = [
     "token_hashes", "shingle_hashes", "prompt_hashes", "measure_prompts", "measure_completions",
-    "text_keys", "find_keys", "index_rows",
+    "text_keys", "find_keys", "index_rows", "siphash24",
 ]  # fmt: skip
 
 # the packed table's layout: text.py builds the table with these values (kept numba-free so the scan
@@ -730,6 +733,31 @@ def _word(buf, i):
 
 
 @njit(cache=True, nogil=True)
+def _sip_absorb(buf, a, b, v0, v1, v2, v3, c_rounds):
+    """The SipHash state after the message ``buf[a:b]`` (``a``, ``b`` unsigned), ``c_rounds``
+    compression rounds per 8-byte word, the last word carrying the length's low byte."""
+    i = a
+    while i + np.uint64(8) <= b:
+        m = _word(buf, i)
+        v3 ^= m
+        for _ in range(c_rounds):
+            v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+        v0 ^= m
+        i += np.uint64(8)
+    m = (b - a) << np.uint64(56)  # the length's low byte over the last 0-7 bytes
+    shift = np.uint64(0)
+    while i < b:
+        m |= np.uint64(buf[i]) << shift
+        i += _U1
+        shift += np.uint64(8)
+    v3 ^= m
+    for _ in range(c_rounds):
+        v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+    v0 ^= m
+    return v0, v1, v2, v3
+
+
+@njit(cache=True, nogil=True)
 def text_keys(buf, offsets, key):
     """SipHash-1-3 with 128-bit output of each text's bytes under ``key = (k0, k1)``: [texts, 2] uint64
     (the reference implementation's two output words, little-endian)."""
@@ -738,23 +766,7 @@ def text_keys(buf, offsets, key):
     out = np.empty((n, 2), np.uint64)
     for k in range(n):
         a, b = np.uint64(offsets[k]), np.uint64(offsets[k + 1])
-        v0, v1, v2, v3 = k0 ^ _SIP0, k1 ^ _SIP1 ^ np.uint64(0xEE), k0 ^ _SIP2, k1 ^ _SIP3
-        i = a
-        while i + np.uint64(8) <= b:
-            m = _word(buf, i)
-            v3 ^= m
-            v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
-            v0 ^= m
-            i += np.uint64(8)
-        m = (b - a) << np.uint64(56)  # the length's low byte over the last 0-7 bytes
-        shift = np.uint64(0)
-        while i < b:
-            m |= np.uint64(buf[i]) << shift
-            i += _U1
-            shift += np.uint64(8)
-        v3 ^= m
-        v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
-        v0 ^= m
+        v0, v1, v2, v3 = _sip_absorb(buf, a, b, k0 ^ _SIP0, k1 ^ _SIP1 ^ np.uint64(0xEE), k0 ^ _SIP2, k1 ^ _SIP3, 1)
         v2 ^= np.uint64(0xEE)
         for _ in range(3):
             v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
@@ -764,6 +776,19 @@ def text_keys(buf, offsets, key):
             v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
         out[k, 1] = v0 ^ v1 ^ v2 ^ v3
     return out
+
+
+@njit(cache=True, nogil=True)
+def siphash24(buf, offsets, k0, k1, out):
+    """``out[k]`` = SipHash-2-4 (64-bit output) under the key ``(k0, k1)`` of each text's bytes
+    ``buf[offsets[k] : offsets[k + 1]]`` (:func:`distillguard.siphash.siphash24_column`)."""
+    for k in range(len(offsets) - 1):
+        a, b = np.uint64(offsets[k]), np.uint64(offsets[k + 1])
+        v0, v1, v2, v3 = _sip_absorb(buf, a, b, k0 ^ _SIP0, k1 ^ _SIP1, k0 ^ _SIP2, k1 ^ _SIP3, 2)
+        v2 ^= np.uint64(0xFF)
+        for _ in range(4):
+            v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+        out[k] = v0 ^ v1 ^ v2 ^ v3
 
 
 @njit(cache=True, nogil=True)
