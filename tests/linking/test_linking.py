@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 from distillguard.detectors.ensemble import Ensemble
 from distillguard.features.account import compute_account_features
 from distillguard.linking import LinkConfig, build_edges, link_accounts
+from distillguard.linking.link import _write_items
 from distillguard.store.duckdb import DuckDBStore
 from tests.factories import event_row, events_table
 from tests.linking.factories import accounts_table, build_store, hydra_rows
@@ -115,6 +117,32 @@ def test_write_graph_json_and_graphml(linked, tmp_path):
     assert {e["type"] for e in doc["edges"]} >= {"template", "payment"}
     assert (tmp_path / "g.graphml").exists() is False
     assert result.write_graph(tmp_path / "g.graphml").read_text().startswith("<?xml")
+
+
+def test_graph_json_edges_are_the_clustered_edges_value_for_value(linked, tmp_path):
+    *_, result = linked
+    doc = json.loads(result.write_graph(tmp_path / "g.json").read_text())
+    e = result.edges[result.edges["a"].isin(list(result.cluster_of)) | result.edges["b"].isin(list(result.cluster_of))]
+    expected = [
+        {"source": a, "target": b, "type": t, "strength": round(float(s), 4), "n_keys": int(k),
+         "example_key": None if pd.isna(x) else f"{int(x) & 0xFFFFFFFFFFFFFFFF:016x}"}
+        for a, b, t, s, k, x in zip(e["a"], e["b"], e["type"], e["strength"], e["n_keys"], e["example_key"], strict=True)
+    ]  # fmt: skip
+    assert doc["edges"] == expected
+    assert any(x["example_key"] is None for x in expected) and any(x["example_key"] for x in expected)  # timing and keyed
+
+
+def test_json_items_are_written_the_same_in_any_chunking():
+    items = [{"i": i, "s": f"x{i}\n\"q\""} for i in range(10)]
+    written = []
+    for chunk in (1, 3, 10, 50):
+        fh = io.BytesIO()
+        fh.write(b"[")
+        _write_items(fh, iter(items), chunk=chunk)
+        fh.write(b"]")
+        written.append(fh.getvalue())
+        assert json.loads(fh.getvalue()) == items
+    assert len(set(written)) == 1 and written[0].count(b"\n  ") == 10  # one item per line
 
 
 def test_group_cap_bounds_pairs_of_a_huge_shared_key():

@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,21 +78,38 @@ class LinkResult:
             _write_items(fh, ({"id": n, "cluster_id": self.cluster_of.get(n), "score": float(scores.get(n, 0.0))} for n in nodes))
             fh.write(b'],\n "edges": [')
             if len(e):
-                _write_items(fh, (
-                    {"source": a, "target": b, "type": t, "strength": round(float(s), 4), "n_keys": int(k),
-                     "example_key": None if pd.isna(x) else f"{int(x) & 0xFFFFFFFFFFFFFFFF:016x}"}
-                    for a, b, t, s, k, x in zip(e["a"], e["b"], e["type"], e["strength"], e["n_keys"], e["example_key"], strict=True)
-                ))  # fmt: skip
+                _write_items(fh, _edge_items(e))
             fh.write(b'],\n "clusters": [')
             _write_items(fh, (c.to_dict() for c in self.clusters))
             fh.write(b"]}\n")
         return path
 
 
-def _write_items(fh: Any, items: Iterable[dict[str, Any]]) -> None:
-    """JSON array items, one per line, separated by commas (the brackets are the caller's)."""
-    for i, item in enumerate(items):  # orjson: a 700k-edge graph in ~1 s instead of ~4
-        fh.write((b"\n  " if i == 0 else b",\n  ") + orjson.dumps(item, default=str, option=orjson.OPT_SERIALIZE_NUMPY))
+def _edge_items(e: pd.DataFrame, chunk: int = 50_000) -> Iterator[dict[str, Any]]:
+    """graph.json's edge objects, a chunk of rows at a time as plain lists (a pandas lookup per value per
+    edge cost ~5 µs: 3.5 s of the 1M-event scan's 700k edges)."""
+    for lo in range(0, len(e), chunk):
+        part = e.iloc[lo : lo + chunk]
+        keys = part["example_key"]
+        hexes = [None if missing else f"{k & 0xFFFFFFFFFFFFFFFF:016x}"
+                 for k, missing in zip(keys.fillna(0).astype("int64").tolist(), keys.isna().tolist(), strict=True)]  # fmt: skip
+        # numpy's round (x·10⁴ to the nearest integer, / 10⁴) instead of Python's round(x, 4), ~1 µs a call
+        strength = np.round(part["strength"].to_numpy(dtype=float), 4).tolist()
+        columns = (part["a"].tolist(), part["b"].tolist(), part["type"].tolist(), strength, part["n_keys"].astype("int64").tolist(), hexes)
+        for a, b, t, s, k, x in zip(*columns, strict=True):
+            yield {"source": a, "target": b, "type": t, "strength": s, "n_keys": k, "example_key": x}
+
+
+def _write_items(fh: Any, items: Iterable[dict[str, Any]], chunk: int = 256) -> None:
+    """JSON array items, one per line, separated by commas (the brackets are the caller's); orjson, one write per chunk."""
+    first, lines = True, []
+    for item in items:
+        lines.append(orjson.dumps(item, default=str, option=orjson.OPT_SERIALIZE_NUMPY))
+        if len(lines) == chunk:
+            fh.write((b"\n  " if first else b",\n  ") + b",\n  ".join(lines))
+            first, lines = False, []
+    if lines:
+        fh.write((b"\n  " if first else b",\n  ") + b",\n  ".join(lines))
 
 
 def link_accounts(
