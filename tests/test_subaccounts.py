@@ -4,6 +4,7 @@ the sequential test finds it with fewer requests, and its false-alarm bound hold
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from distillguard.detectors.ensemble import Ensemble
@@ -18,7 +19,7 @@ from distillguard.simulate.personas.reseller import Reseller
 from distillguard.store.duckdb import DuckDBStore
 from distillguard.sequential import HarvestProfile, SequentialTest
 from distillguard.subaccounts import (
-    SubAccountConfig, end_user_evidence, parent_of, score_end_users, sequential_evidence, sub_account_id,
+    SubAccountConfig, end_user_evidence, end_user_features, parent_of, score_end_users, sequential_evidence, sub_account_id,
 )  # fmt: skip
 from tests.factories import event_row
 from tests.simulate.conftest import bind
@@ -91,6 +92,18 @@ def test_small_end_users_and_unshared_accounts_are_not_scored(reseller_store):
     assert found and all(f.flagged and f.model_score is None and f.account_id in attackers for f in found)
     found = score_end_users(store, frame, model, model.threshold)
     assert all(roles[f.account_id] != "chat_user" for f in found) and all(f.n_events >= 50 or f.flagged for f in found)
+
+
+def test_end_users_under_min_events_are_left_out_before_the_features_and_the_rest_are_unchanged(reseller_store):
+    store, frame, *_ = reseller_store
+    every = end_user_features(store, frame, SubAccountConfig(min_events=1))
+    counts = every["n_events"]
+    cut = int(counts.quantile(0.9))
+    assert (counts < cut).any() and (counts >= cut).any()
+    kept = end_user_features(store, frame, SubAccountConfig(min_events=cut))
+    assert sorted(kept.index) == sorted(counts.index[counts >= cut])
+    # the features of the end users kept read their own events only (and the whole population)
+    pd.testing.assert_frame_equal(kept.sort_index(), every.loc[kept.index].sort_index(), check_exact=False, rtol=1e-12)
 
 
 def test_scan_flags_the_shared_account_with_its_end_users_harvest(reseller_store):

@@ -122,11 +122,21 @@ def _events_until(until: float | None) -> str:
 _END_USER = "coalesce(CAST(end_user_hash AS VARCHAR), 'none')"
 
 
-def _end_user_view(shared: str, until: float | None = None) -> str:
-    """The shared accounts' events, relabelled by end user (portable SQL)."""
+def _end_user_view(shared: str, until: float | None = None, min_events: int = 1) -> str:
+    """The shared accounts' events, relabelled by end user, of end users with ``min_events`` requests (portable SQL).
+
+    The end users below ``min_events`` are left out before the features are computed, not after:
+    on the 1M-event bench log they are 83k of 84k end users and half the shared accounts' events.
+    Every feature of an end user reads its own events (and the population, passed apart), so the
+    others' rows are the same either way.
+    """
     cols = ", ".join(f'"{c}"' for c in EVENT_SCHEMA.names if c != "account_id")
     label = f"account_id || '{SEPARATOR}' || {_END_USER}"
-    return f"(SELECT {cols}, {label} AS account_id FROM {_events_until(until)} e WHERE account_id IN (SELECT account_id FROM {shared}))"
+    view = f"(SELECT {cols}, {label} AS account_id FROM {_events_until(until)} e WHERE account_id IN (SELECT account_id FROM {shared}))"
+    if min_events <= 1:
+        return view
+    big = f"SELECT account_id FROM {view} c GROUP BY account_id HAVING count(*) >= {int(min_events)}"
+    return f"(SELECT * FROM {view} u WHERE account_id IN ({big}))"
 
 
 def end_user_features(
@@ -144,9 +154,8 @@ def end_user_features(
         return pd.DataFrame(columns=list(FEATURE_NAMES))
     sub = store.query(
         f"""WITH shared AS (SELECT unnest(?::VARCHAR[]) AS account_id)
-            SELECT * FROM ({account_features_sql(_end_user_view("shared", until), population=_events_until(until))}) f
-            WHERE f.n_events >= ?""",
-        [shared, int(config.min_events)],
+            SELECT * FROM ({account_features_sql(_end_user_view("shared", until, config.min_events), population=_events_until(until))}) f""",
+        [shared],
     ).to_pandas()
     sub = sub.set_index("account_id")
     for name in FEATURE_NAMES:
