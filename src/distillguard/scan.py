@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 
 from distillguard.findings import FINDINGS_SCHEMA_VERSION, AccountFinding, Evidence, ScanSummary, Signal
-from distillguard.ingest.pipeline import IngestReport, ingest_logs
+from distillguard.ingest.pipeline import IngestReport, ingest_logs, stop_worker_server
 from distillguard.privacy import Hasher
 from distillguard.store.base import EventStore
 from distillguard.store.duckdb import DuckDBStore
@@ -117,6 +117,7 @@ def run_scan(
     )  # fmt: skip
     timings["ingest"] = time.perf_counter() - t
     timings.update({f"ingest.{k}": v for k, v in report.timings_s.items()})
+    stop_worker_server()  # the scan ingests once: the workers' fork server would hold ~270 MB through scoring
 
     from distillguard.detectors.ensemble import Ensemble
     from distillguard.detectors.rules import RuleDetector, load_rules

@@ -89,6 +89,21 @@ def test_two_workers_store_exactly_what_one_stores(tmp_path, monkeypatch, keep_t
     assert {"read", "normalize", "store", "wait"} <= set(parallel[0].timings_s)
 
 
+def test_the_workers_fork_server_stops_and_a_later_ingest_starts_it_again(tmp_path, monkeypatch):
+    from multiprocessing import forkserver
+
+    monkeypatch.setattr(pipeline, "CHUNK_BYTES", 3000)
+    paths = [_input(tmp_path)]
+    first = _run(tmp_path, paths, 2, "first", batch_size=40)
+    pid = forkserver._forkserver._forkserver_pid
+    assert pid is not None and os.path.exists(f"/proc/{pid}")  # the workers' server outlives the pool
+    pipeline.stop_worker_server()
+    assert forkserver._forkserver._forkserver_pid is None and not os.path.exists(f"/proc/{pid}")
+    pipeline.stop_worker_server()  # twice: nothing left to stop
+    second = _run(tmp_path, paths, 2, "second", batch_size=40)
+    assert second[0].workers == 2 and second[1] == first[1]
+
+
 def test_blocks_reach_workers_through_shared_memory_and_oversized_ones_through_the_pipe(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "CHUNK_BYTES", 3000)  # slots of 6,000 bytes
     events = [make_event(i) for i in range(120)]
