@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 
 import orjson
 import pytest
 from typer.testing import CliRunner
 
 from distillguard.cli import app
+from distillguard.errors import InputError
 from distillguard.findings import FINDINGS_SCHEMA_VERSION
 from distillguard.privacy import Hasher
 from distillguard.simulate import run_scenario
+from distillguard.store.duckdb import DuckDBStore
 
 runner = CliRunner()
 
@@ -37,6 +41,27 @@ def test_scan_writes_findings_and_flags_planted_campaigns(small_sim, tmp_path):
     assert summary["n_accounts"] == len(accounts) and summary["schema_version"] == FINDINGS_SCHEMA_VERSION == 3
     assert summary["secret_fingerprint"] == Hasher.from_config().fingerprint  # what a gateway checks its secret against
     assert "<html" in (out / "report.html").read_text().lower()
+
+
+def test_the_scan_closes_its_store_for_other_processes_and_reports_a_failed_close(small_sim, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["scan", str(small_sim.traffic), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    # closed and checkpointed: another process opens the file and finds every event
+    count = subprocess.run(
+        [sys.executable, "-c", f"import duckdb; print(duckdb.connect({str(out / 'distillguard.duckdb')!r}, read_only=True)"
+                               ".execute('SELECT count(*) FROM events').fetchall()[0][0])"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert int(count.stdout) == small_sim.events
+
+    def fail(self):
+        raise InputError(self.path, "disk full")
+
+    monkeypatch.setattr(DuckDBStore, "close", fail)
+    res = runner.invoke(app, ["scan", str(small_sim.traffic), "--out", str(tmp_path / "again")])
+    assert res.exit_code != 0 and "disk full" in res.output
+    assert (tmp_path / "again" / "report.html").exists()  # the report was drawn while the store closed
 
 
 def test_rescanning_the_same_file_adds_no_events(small_sim, tmp_path):
