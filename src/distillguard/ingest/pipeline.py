@@ -253,9 +253,9 @@ class _StoreBuffer:
 
     DuckDB's insert (with its anti-join on ``event_id``) costs ~2.5x more CPU per row in
     20,000-row appends than in 100,000-row ones, and less again in row-group-sized ones
-    (docs/performance.md).  An append of 122,880 rows takes ~0.5 s; made in the calling thread it would stop the hand-out of blocks for that long and
-    leave the worker processes idle, so it runs in a writer thread (DuckDB releases the GIL) while
-    the caller goes on.  At most one append is in flight (memory stays bounded); leaving the
+    (docs/performance.md).  An append of 122,880 rows takes ~0.5 s; made in the calling thread it
+    would stop the hand-out of blocks for that long and leave the worker processes idle, so it runs
+    in a writer thread (DuckDB releases the GIL) while the caller goes on.  At most one append is in flight (memory stays bounded); leaving the
     ``with`` block waits for the last.  Progress and the file's counts are updated as appends complete, in the
     calling thread.
     """

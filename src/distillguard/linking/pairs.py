@@ -40,10 +40,12 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from distillguard.store.sql import FIXED_POINT
+
 #: Kinds with fewer members are summed in one range on the calling thread (threads would cost more).
 MIN_SPLIT_MEMBERS = 100_000
-#: Steps of the fixed-point sums, as in ``store.sql.FIXED_POINT`` (SQL's ``fixed_sum``).
-_FIXED = 4294967296.0
+#: Steps of the fixed-point sums: SQL's ``fixed_sum`` (a float global, which numba compiles in).
+_FIXED = float(FIXED_POINT)
 
 
 @dataclass
