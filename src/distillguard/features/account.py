@@ -95,7 +95,6 @@ _EXPLODE = {"duckdb": "unnest", "spark": "explode"}
 #: and joins and groups 8 band rows per event on integers, not on event_id and account_id strings
 #: (the account feature query 4.9 -> 2.1 s on 1M events at a 1 GB memory limit: nothing left to spill)
 _ROW_NUMBER = {"duckdb": "row_number() OVER ()", "spark": "monotonically_increasing_id()"}
-_LENGTH = {"duckdb": "len", "spark": "size"}
 
 
 def account_features_sql(events: str = "events", *, dialect: str = "duckdb", population: str | None = None) -> str:
@@ -107,7 +106,7 @@ def account_features_sql(events: str = "events", *, dialect: str = "duckdb", pop
     account) pass the whole events table, so that a subset of the traffic does not make a model
     look newly released or a prefix look unshared.
     """
-    explode, row_number, length = _EXPLODE[dialect], _ROW_NUMBER[dialect], _LENGTH[dialect]
+    explode, row_number = _EXPLODE[dialect], _ROW_NUMBER[dialect]
     pop = population or events
     # each part reads ``events`` itself rather than through one shared CTE: DuckDB materialised that
     # CTE (every column, spilled to disk past memory_limit at 10M events); direct scans read only the
@@ -129,7 +128,6 @@ base AS (
     count(DISTINCT conversation_hash) AS n_conversations,
     avg(CASE WHEN has_system THEN 1.0 ELSE 0.0 END) AS system_prompt_share,
     count(DISTINCT prompt_hash) AS n_distinct_prompts,
-    sum(CASE WHEN {length}(minhash_bands) > 0 THEN 1 ELSE 0 END) AS n_with_bands,
     count(DISTINCT capability) AS n_capabilities,
     avg(CASE WHEN script <> 'latin' THEN 1.0 ELSE 0.0 END) AS non_latin_share,
     count(DISTINCT script) AS n_scripts,
@@ -186,18 +184,16 @@ suffix AS (
 -- is read from one evaluation only, aid from two)
 acct_n AS (SELECT account_id, row_number() OVER (ORDER BY account_id) AS aid FROM (SELECT DISTINCT account_id FROM {events} e) q),
 bands AS (
-  SELECT a.aid, q.row_n, q.k, {explode}(q.minhash_bands) AS band
-  FROM (SELECT account_id, {row_number} AS row_n, {length}(minhash_bands) AS k, minhash_bands FROM {events} e) q
-  JOIN acct_n a ON q.account_id = a.account_id
+  SELECT a.aid, q.row_n, {explode}(q.minhash_bands) AS band
+  FROM (SELECT account_id, {row_number} AS row_n, minhash_bands FROM {events} e) q JOIN acct_n a ON q.account_id = a.account_id
 ),
--- a request is a near-duplicate unless each of its k bands occurs once in its account: count the
--- others, from the bands that occur once (a band alone in its group is one request's), rather than
--- join every band row back to its group's count (half the feature query's time on pooled clusters)
-unique_bands AS (SELECT min(aid) AS aid, min(row_n) AS row_n, min(k) AS k FROM bands GROUP BY aid, band HAVING count(*) = 1),
-all_unique AS (
-  SELECT aid, count(*) AS n FROM (SELECT min(aid) AS aid FROM unique_bands GROUP BY row_n HAVING count(*) = min(k)) u GROUP BY aid
+band_counts AS (SELECT aid, band, count(*) AS c FROM bands GROUP BY aid, band),
+near_dup AS (
+  SELECT a.account_id, nd.near_dup_n FROM acct_n a JOIN (
+    SELECT b.aid, count(DISTINCT b.row_n) AS near_dup_n
+    FROM bands b JOIN band_counts bc ON b.aid = bc.aid AND b.band = bc.band
+    WHERE bc.c > 1 GROUP BY b.aid) nd ON a.aid = nd.aid
 ),
-near_dup AS (SELECT a.account_id, u.n AS all_unique_n FROM acct_n a JOIN all_unique u ON a.aid = u.aid),
 new_model AS (
   SELECT e.account_id,
     avg(CASE WHEN mf.first_ts > s.t0 + 86400 AND e.ts - mf.first_ts < 172800 THEN 1.0 ELSE 0.0 END) AS new_model_share
@@ -233,7 +229,7 @@ SELECT b.account_id,
   b.n_conversations * 1.0 / b.n_events AS conversations_per_event,
   b.system_prompt_share,
   b.n_distinct_prompts * 1.0 / b.n_events AS distinct_prompt_share,
-  (b.n_with_bands - coalesce(nd.all_unique_n, 0)) * 1.0 / b.n_events AS near_dup_share,
+  coalesce(nd.near_dup_n, 0) * 1.0 / b.n_events AS near_dup_share,
   coalesce(px.top_prefix_n, 0) * 1.0 / b.n_events AS top_prefix_share,
   coalesce(sx.top_suffix_n, 0) * 1.0 / b.n_events AS top_suffix_share,
   coalesce(ce.capability_entropy, 0) AS capability_entropy,
