@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pytest
 
@@ -41,6 +43,20 @@ def test_near_duplicates_are_found_by_shared_minhash_band():
     rows[1]["minhash_bands"] = [rows[0]["minhash_bands"][2], 1, 2, 3]  # shares one band with event 0
     frame = compute_account_features(_store(rows))
     assert frame.loc["dup", "near_dup_share"] == pytest.approx(0.2)
+
+
+def test_near_dup_share_is_the_share_of_requests_with_a_band_repeated_in_the_account():
+    rng = np.random.default_rng(7)
+    rows, expected = [], {}
+    for a in range(6):
+        bands = [[int(b) for b in rng.integers(0, 40 + 30 * a, size=int(rng.choice([0, 1, 3, 8])))] for _ in range(25)]
+        bands[0] = [5, 5]  # a band twice in one request counts as repeated
+        counts = collections.Counter(b for bl in bands for b in bl)
+        expected[f"a{a}"] = sum(any(counts[b] > 1 for b in bl) for bl in bands) / len(bands)
+        rows += [event_row(a * 100 + i, account=f"a{a}", ts=T0 + i, minhash_bands=bl) for i, bl in enumerate(bands)]
+    frame = compute_account_features(_store(rows))
+    assert frame["near_dup_share"].to_dict() == pytest.approx(expected)
+    assert len(set(expected.values())) > 3  # the accounts differ
 
 
 def test_timing_machine_rhythm_vs_bursty_human():
