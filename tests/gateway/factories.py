@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -24,15 +23,10 @@ from distillguard.gateway.config import GatewayConfig
 from distillguard.gateway.keys import KeyTable
 from distillguard.gateway.types import Action, Decision, Enforcer, EnforcerAdmin, Recorder, RequestInfo
 from distillguard.privacy import Hasher
+from tests.gateway.ports import free_port
 
 SECRET = b"test-secret"
 KEYS = {"sk-alice": "acct-alice", "sk-bob": "acct-bob", "sk-carol": "acct-carol"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def key_table(hasher: Hasher | None = None) -> KeyTable:

@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import json
 import os
-import socket
 import threading
 import time
 from typing import Any
@@ -25,6 +24,7 @@ from starlette.routing import Route
 
 from distillguard.gateway.types import Action, Decision, Enforcer, Recorder, RequestInfo
 from distillguard.schema import RawEvent
+from tests.gateway.ports import free_port
 
 _ids = itertools.count(1)
 
@@ -62,12 +62,6 @@ def echo_upstream() -> Starlette:
     app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]), Route("/received", show)])
     app.state.received = received
     return app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServerThread:
