@@ -52,7 +52,7 @@ _FIXED = float(FIXED_POINT)
 class KindMembers:
     """The members of one kind's shared keys, grouped by key and ordered by account number in each key.
 
-    Per member (index ``m``): ``aid``, ``share``, ``hub``; per key (index ``k``, members
+    Per member (index ``m``): ``aid``, ``share``, ``hub``, ``member_key`` (its key's index); per key (index ``k``, members
     ``key_start[k]:key_start[k + 1]``): ``key``, ``damp``, ``mult``, ``n``, ``big`` (more members than
     the cap: hub pairs only); ``hubs`` lists the hub members of big keys (``hub_start`` per key).
     """
@@ -68,6 +68,7 @@ class KindMembers:
     hub: np.ndarray
     hub_start: np.ndarray
     hubs: np.ndarray
+    member_key: np.ndarray
 
     @classmethod
     def from_sorted(cls, *, key: np.ndarray, aid: np.ndarray, share: np.ndarray, hub: np.ndarray, damp: np.ndarray,
@@ -75,13 +76,13 @@ class KindMembers:
         """From per-member columns sorted by (key, aid); ``damp``, ``mult``, ``n``, ``big`` repeat per member."""
         first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.empty(0, np.int64)
         key_start = np.append(first, len(key)).astype(np.int64)
-        member_key = np.repeat(np.arange(len(first)), np.diff(key_start))
+        member_key = np.repeat(np.arange(len(first), dtype=np.int64), np.diff(key_start))
         hubs = np.flatnonzero(hub & big)  # in (key, aid) order
         hub_start = np.searchsorted(member_key[hubs], np.arange(len(first) + 1)).astype(np.int64)
         return cls(
             key_start, key[first].astype(np.int64), damp[first].astype(np.float64), mult[first].astype(np.int64),
             n[first].astype(np.int64), big[first].astype(np.bool_), aid.astype(np.int32), share.astype(np.float64),
-            hub.astype(np.bool_), hub_start, hubs.astype(np.int64),
+            hub.astype(np.bool_), hub_start, hubs.astype(np.int64), member_key,
         )  # fmt: skip
 
 
@@ -107,8 +108,8 @@ def key_pair_sums(
     kernel releases the GIL) and concatenated in row order, so the result does not depend on them.
     """
     m = members
-    # each member's key, and the members of each account in account order (the rows of the product)
-    member_key = np.repeat(np.arange(len(m.key), dtype=np.int64), np.diff(m.key_start))
+    # the members of each account in account order (the rows of the product)
+    member_key = m.member_key
     by_account = np.argsort(m.aid, kind="stable").astype(np.int64)
     account_start = np.searchsorted(m.aid[by_account], np.arange(n_accounts + 1)).astype(np.int64)
     # a member's work is the later members of its key (an upper bound for big keys): split on its running sum
