@@ -255,9 +255,9 @@ class _StoreBuffer:
     20,000-row appends than in 100,000-row ones, and less again in row-group-sized ones
     (docs/performance.md).  An append of 122,880 rows takes ~0.5 s; made in the calling thread it
     would stop the hand-out of blocks for that long and leave the worker processes idle, so it runs
-    in a writer thread (DuckDB releases the GIL) while the caller goes on.  At most one append is in flight (memory stays bounded); leaving the
-    ``with`` block waits for the last.  Progress and the file's counts are updated as appends complete, in the
-    calling thread.
+    in a writer thread (DuckDB releases the GIL) while the caller goes on.  At most one append is in
+    flight (memory stays bounded); leaving the ``with`` block waits for the last.  Progress and the
+    file's counts are updated as appends complete, in the calling thread.
     """
 
     def __init__(self, store: EventStore, file_report: FileReport, timings: dict[str, float],

@@ -95,13 +95,18 @@ def _edge_items(e: pd.DataFrame, chunk: int = 50_000) -> Iterator[dict[str, Any]
                  for k, missing in zip(keys.fillna(0).astype("int64").tolist(), keys.isna().tolist(), strict=True)]  # fmt: skip
         # numpy's round (x·10⁴ to the nearest integer, / 10⁴) instead of Python's round(x, 4), ~1 µs a call
         strength = np.round(part["strength"].to_numpy(dtype=float), 4).tolist()
-        columns = (part["a"].tolist(), part["b"].tolist(), part["type"].tolist(), strength, part["n_keys"].astype("int64").tolist(), hexes)
+        n_keys = part["n_keys"].astype("int64").tolist()
+        columns = (part["a"].tolist(), part["b"].tolist(), part["type"].tolist(), strength, n_keys, hexes)
         for a, b, t, s, k, x in zip(*columns, strict=True):
             yield {"source": a, "target": b, "type": t, "strength": s, "n_keys": k, "example_key": x}
 
 
 def _write_items(fh: Any, items: Iterable[dict[str, Any]], chunk: int = 256) -> None:
-    """JSON array items, one per line, separated by commas (the brackets are the caller's); orjson, one write per chunk."""
+    """JSON array items, one per line, separated by commas (the brackets are the caller's).
+
+    orjson per item, one write per ``chunk`` items: short-lived chunks reuse their memory, where keeping
+    every item's bytes until the end made each dump ~8x slower (new pages for every output buffer).
+    """
     first, lines = True, []
     for item in items:
         lines.append(orjson.dumps(item, default=str, option=orjson.OPT_SERIALIZE_NUMPY))

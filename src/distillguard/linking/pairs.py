@@ -52,8 +52,8 @@ _FIXED = float(FIXED_POINT)
 class KindMembers:
     """The members of one kind's shared keys, grouped by key and ordered by account number in each key.
 
-    Per member (index ``m``): ``aid``, ``share``, ``hub``, ``member_key`` (its key's index); per key (index ``k``, members
-    ``key_start[k]:key_start[k + 1]``): ``key``, ``damp``, ``mult``, ``n``, ``big`` (more members than
+    Per member (index ``m``): ``aid``, ``share``, ``hub``, ``member_key`` (its key's index); per key
+    (index ``k``, members ``key_start[k]:key_start[k + 1]``): ``key``, ``damp``, ``mult``, ``n``, ``big`` (more members than
     the cap: hub pairs only); ``hubs`` lists the hub members of big keys (``hub_start`` per key).
     """
 
@@ -102,23 +102,23 @@ class PairSums:
 def key_pair_sums(
     members: KindMembers, *, n_accounts: int, content: bool, min_strength: float, threads: int | None = None
 ) -> PairSums:
-    """The per-pair sums of one kind's key pairs; pairs whose ``strength_sum / 2**32`` is under ``min_strength`` are left out.
+    """The per-pair sums of one kind's key pairs; pairs with ``strength_sum / 2**32 < min_strength`` are left out.
 
     Rows (accounts) are split into ranges of about equal work, summed on ``threads`` threads (the
     kernel releases the GIL) and concatenated in row order, so the result does not depend on them.
     """
     m = members
     # the members of each account in account order (the rows of the product)
-    member_key = m.member_key
     by_account = np.argsort(m.aid, kind="stable").astype(np.int64)
     account_start = np.searchsorted(m.aid[by_account], np.arange(n_accounts + 1)).astype(np.int64)
     # a member's work is the later members of its key (an upper bound for big keys): split on its running sum
-    later = m.key_start[member_key + 1] - np.arange(len(m.aid)) - 1
+    later = m.key_start[m.member_key + 1] - np.arange(len(m.aid)) - 1
     work = np.cumsum(np.bincount(m.aid, weights=later, minlength=n_accounts))
     n_threads = max(1, threads or min(4, os.cpu_count() or 1))
     n_ranges = 1 if len(m.aid) < MIN_SPLIT_MEMBERS else 4 * n_threads
-    bounds = np.unique(np.r_[0, np.searchsorted(work, np.linspace(0, work[-1] if len(work) else 0, n_ranges + 1)[1:-1]), n_accounts])
-    args = (m.key_start, m.key, m.damp, m.mult, m.n, m.big, member_key, m.aid, m.share, m.hub, m.hub_start, m.hubs,
+    cuts = np.linspace(0, work[-1] if len(work) else 0, n_ranges + 1)[1:-1]
+    bounds = np.unique(np.r_[0, np.searchsorted(work, cuts), n_accounts])
+    args = (m.key_start, m.key, m.damp, m.mult, m.n, m.big, m.member_key, m.aid, m.share, m.hub, m.hub_start, m.hubs,
             by_account, account_start, content, float(min_strength) * _FIXED)  # fmt: skip
     ranges = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
     if n_threads == 1 or len(ranges) == 1:
