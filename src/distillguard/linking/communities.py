@@ -1,8 +1,9 @@
-"""Communities of the account graph with Leiden (igraph + leidenalg).
+"""Communities of the account graph with Leiden (igraph's C implementation).
 
-Modularity (RB configuration model, resolution 1) on the weighted graph; a fixed seed makes the
-partition reproducible.  Only accounts with at least one edge are vertices, so the graph is as
-large as the linked population, not the whole scan.
+Modularity (resolution 1) on the weighted graph; a fixed seed makes the partition reproducible.
+Only accounts with at least one edge are vertices, so the graph is as large as the linked
+population, not the whole scan.  igraph's own Leiden holds the same objective as leidenalg's
+``RBConfigurationVertexPartition`` and runs ~12x faster (docs/design.md).
 
 Example:
     >>> import numpy as np
@@ -12,8 +13,10 @@ Example:
 
 from __future__ import annotations
 
+import gc
+import random
+
 import igraph as ig
-import leidenalg
 import numpy as np
 import pandas as pd
 
@@ -25,8 +28,16 @@ def pair_graph(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ig.Graph]:
     """
     names = pd.unique(np.concatenate([np.asarray(a), np.asarray(b)]))
     index = pd.Index(names)
-    # an (m, 2) integer array, not a list of tuples: no Python object per edge at millions of edges
-    return names, ig.Graph(n=len(names), edges=np.column_stack([index.get_indexer(a), index.get_indexer(b)]), directed=False)
+    ends = np.column_stack([index.get_indexer(a), index.get_indexer(b)])
+    # igraph reads a list of pairs ~5x faster than an (m, 2) array; the collector is off while the
+    # pairs are made, or it scans the growing heap again and again (1.46M pairs: 1.0 s with it, 0.2 without)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return names, ig.Graph(n=len(names), edges=ends.tolist(), directed=False)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def leiden_communities(
@@ -41,11 +52,15 @@ def leiden_communities(
     if len(a) == 0:
         return []
     names, graph = pair_graph(a, b)
-    graph.es["weight"] = np.asarray(weight, dtype=float)
-    partition = leidenalg.find_partition(
-        graph, leidenalg.RBConfigurationVertexPartition, weights="weight", resolution_parameter=resolution,
-        seed=seed, n_iterations=2,
-    )  # fmt: skip
+    # igraph draws from a process-wide generator: a seeded one for this call, the default one after
+    ig.set_random_number_generator(random.Random(seed))
+    try:
+        partition = graph.community_leiden(
+            objective_function="modularity", weights=np.asarray(weight, dtype=float).tolist(),
+            resolution=resolution, n_iterations=2,
+        )  # fmt: skip
+    finally:
+        ig.set_random_number_generator(random)
     groups = [np.sort(names[np.asarray(c, dtype=np.int64)]) for c in partition if len(c) >= min_size]
     groups.sort(key=lambda g: (-len(g), g[0]))
     return groups
