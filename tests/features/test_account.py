@@ -3,6 +3,7 @@ from __future__ import annotations
 import collections
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from distillguard.features.account import FEATURE_NAMES, account_features_sql, compute_account_features, feature_matrix
@@ -57,6 +58,46 @@ def test_near_dup_share_is_the_share_of_requests_with_a_band_repeated_in_the_acc
     frame = compute_account_features(_store(rows))
     assert frame["near_dup_share"].to_dict() == pytest.approx(expected)
     assert len(set(expected.values())) > 3  # the accounts differ
+
+
+def test_distinct_counts_and_clock_features_match_a_plain_reading_of_their_definitions():
+    """Each distinct count and the clock features (active days and hours, hour-of-day spread) against pandas."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for a in range(5):
+        n = int(rng.integers(5, 60))
+        ts = np.sort(T0 + rng.integers(0, 9 * 86400, n) + rng.random(n))  # fractions of seconds, across days
+        for i in range(n):
+            rows.append(event_row(
+                a * 1000 + i, account=f"a{a}", ts=float(ts[i]),
+                prompt_hash=int(rng.integers(0, 8)), conversation_hash=int(rng.integers(0, 5)),
+                capability=str(rng.choice(["chat", "code", "math"])), script=str(rng.choice(["latin", "cjk"])),
+                benchmark_name=rng.choice([None, "gsm8k", "mmlu"]), temperature=float(rng.choice([0.0, 0.7, 1.0])),
+                end_user_hash=rng.choice([None, 1, 2, 3]), ip_prefix_hash=rng.choice([None, 7, 8]),
+            ))  # fmt: skip
+    frame = compute_account_features(_store(rows))
+    df = pd.DataFrame(rows)
+    df["hour"] = np.floor(df["ts"] / 3600).astype("int64")
+    by = df.groupby("account_id")
+    n = by.size()
+    active_days = by["ts"].apply(lambda t: np.floor(t / 86400).nunique())
+    entropy = by["hour"].apply(lambda h: float(-(p := (h % 24).value_counts(normalize=True)).mul(np.log(p)).sum() / np.log(24)))
+    expected = {
+        "active_days": active_days,
+        "hours_per_active_day": by["hour"].nunique() / active_days,
+        "hour_entropy": entropy,
+        "conversations_per_event": by["conversation_hash"].nunique() / n,
+        "distinct_prompt_share": by["prompt_hash"].nunique() / n,
+        "n_capabilities": by["capability"].nunique(),
+        "n_scripts": by["script"].nunique(),
+        "n_benchmarks": by["benchmark_name"].nunique(),
+        "distinct_temperatures": by["temperature"].nunique(),
+        "distinct_end_users": by["end_user_hash"].nunique(),
+        "ip_prefixes_per_event": by["ip_prefix_hash"].nunique() / n,
+    }
+    for name, values in expected.items():
+        assert frame[name].to_dict() == pytest.approx(values.astype(float).to_dict(), abs=1e-9), name
+    assert frame["active_days"].nunique() > 1 and frame["n_benchmarks"].max() == 2  # the accounts differ
 
 
 def test_timing_machine_rhythm_vs_bursty_human():
