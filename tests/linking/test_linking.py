@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
 from distillguard.detectors.ensemble import Ensemble
 from distillguard.features.account import compute_account_features
 from distillguard.linking import LinkConfig, build_edges, link_accounts
-from distillguard.linking.link import _write_items
+from distillguard.linking.link import _edge_lines, _write_items
 from distillguard.store.duckdb import DuckDBStore
 from tests.factories import event_row, events_table
 from tests.linking.factories import accounts_table, build_store, hydra_rows
@@ -143,6 +145,28 @@ def test_json_items_are_written_the_same_in_any_chunking():
         written.append(fh.getvalue())
         assert json.loads(fh.getvalue()) == items
     assert len(set(written)) == 1 and written[0].count(b"\n  ") == 10  # one item per line
+
+
+def test_edge_lines_are_what_orjson_writes_for_each_edge_in_any_chunking():
+    rng = np.random.default_rng(4)
+    ids = ['a"quoted"', "b\\back", "c\nline", "d\u00e9\u4e2d", "e"]
+    n = 40
+    strength = np.concatenate([[0.0, 1.0, 0.00005, 0.00004999, 0.12345, 0.99995], rng.random(n - 6)])
+    keys = [None if i % 7 == 0 else int(x) for i, x in enumerate(rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64))]
+    e = pd.DataFrame({
+        "a": pd.Categorical(rng.choice(ids, n), categories=ids), "b": pd.Categorical(rng.choice(ids, n), categories=ids),
+        "type": pd.Categorical(rng.choice(["ip", "timing"], n), categories=["ip", "timing"]), "strength": strength,
+        "n_keys": rng.integers(0, 10**12, n), "example_key": pd.array(keys, dtype="Int64"),
+    })  # fmt: skip
+    expected = b",\n  ".join(
+        orjson.dumps({"source": a, "target": b, "type": t, "strength": float(np.round(s, 4)), "n_keys": int(k),
+                      "example_key": None if x is None else f"{x & 0xFFFFFFFFFFFFFFFF:016x}"})
+        for a, b, t, s, k, x in zip(e["a"], e["b"], e["type"], strength, e["n_keys"], keys, strict=True)
+    )  # fmt: skip
+    for chunk in (1, 7, n, 1000):
+        assert b",\n  ".join(_edge_lines(e, chunk=chunk)) == expected
+    with pytest.raises(ValueError, match="strength"):
+        list(_edge_lines(e.assign(strength=strength * 2)))
 
 
 def test_group_cap_bounds_pairs_of_a_huge_shared_key():
