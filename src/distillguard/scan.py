@@ -348,7 +348,7 @@ def write_json_outputs(result: ScanResult) -> dict[str, Path]:
     accounts_path, summary_path = out / "accounts.jsonl", out / "summary.json"
     with accounts_path.open("wb") as fh:
         for finding in result.findings:
-            fh.write(orjson.dumps(finding.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+            fh.write(finding.to_json() + b"\n")
     summary_path.write_bytes(orjson.dumps(result.summary.to_dict(), option=orjson.OPT_INDENT_2))
     files = {"accounts": accounts_path, "summary": summary_path}
     if result.links is not None:
