@@ -157,3 +157,19 @@ def test_a_pooled_unit_is_placed_against_the_whole_population():
     assert alone.at["late", "new_model_share"] == 1.0  # inside the subset, "m" first appears on day 3
     assert placed.at["late", "new_model_share"] == full.at["late", "new_model_share"] == 0.0
     assert alone.at["late", "ip_prefix_accounts"] == 1 and placed.at["late", "ip_prefix_accounts"] == 2
+
+
+def test_the_query_reads_only_its_source_columns():
+    """A view or copy of events holding only SOURCE_COLUMNS (the pooled units' events) is enough."""
+    from distillguard.features.account import SOURCE_COLUMNS
+
+    rows = [event_row(i, account=f"a{i % 2}", ts=T0 + 60 * i) for i in range(20)]
+    store = _store(rows)
+    columns = ", ".join(f'"{c}"' for c in SOURCE_COLUMNS)
+    narrow = store.query(account_features_sql(f"(SELECT {columns} FROM events)", population="events")).to_pandas()
+    narrow = narrow.set_index("account_id")[list(FEATURE_NAMES)].astype("float64").fillna(0.0)
+    assert narrow.equals(compute_account_features(store)[list(FEATURE_NAMES)])
+    for dropped in SOURCE_COLUMNS[1:]:  # each listed column is read
+        rest = ", ".join(f'"{c}"' for c in SOURCE_COLUMNS if c != dropped)
+        with pytest.raises(Exception, match=dropped):
+            store.query(account_features_sql(f"(SELECT {rest} FROM events)", population="events"))

@@ -13,6 +13,7 @@ import pytest
 from distillguard.detectors.ensemble import Ensemble
 from distillguard.features.account import compute_account_features
 from distillguard.linking import LinkConfig, build_edges, link_accounts
+from distillguard.linking.clusters import pooled_features
 from distillguard.linking.link import _edge_lines, _write_items
 from distillguard.store.duckdb import DuckDBStore
 from tests.factories import event_row, events_table
@@ -167,6 +168,18 @@ def test_edge_lines_are_what_orjson_writes_for_each_edge_in_any_chunking():
         assert b",\n  ".join(_edge_lines(e, chunk=chunk)) == expected
     with pytest.raises(ValueError, match="strength"):
         list(_edge_lines(e.assign(strength=strength * 2)))
+
+
+def test_pooled_features_are_the_same_from_the_view_and_from_a_copy_of_the_units_events(linked):
+    store, frame, *_ = linked
+    accounts = sorted(frame.index)
+    units = pd.DataFrame({"account_id": accounts[:6] + accounts[2:4], "unit_id": ["u1"] * 6 + ["u1/part"] * 2})
+    viewed, copied = pooled_features(store, units), pooled_features(store, units, copy=True)
+    assert sorted(viewed.index) == ["u1", "u1/part"]
+    assert viewed.loc["u1", "n_events"] == frame.loc[accounts[:6], "n_events"].sum()
+    pd.testing.assert_frame_equal(viewed.sort_index(), copied.sort_index(), check_exact=False, rtol=1e-12)
+    temp_tables = {name for (name,) in store.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+    assert "_dg_link_pool_events" not in temp_tables  # the copy is dropped
 
 
 def test_group_cap_bounds_pairs_of_a_huge_shared_key():

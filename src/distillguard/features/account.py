@@ -90,6 +90,14 @@ FEATURES: tuple[AccountFeature, ...] = (
 FEATURE_NAMES = tuple(f.name for f in FEATURES)
 FEATURE_BY_NAME = {f.name: f for f in FEATURES}
 
+#: The event columns the feature query reads (a view or copy of events for pooled units needs no others).
+SOURCE_COLUMNS = (
+    "account_id", "ts", "status", "model", "prompt_tokens", "completion_tokens", "max_tokens", "temperature", "n",
+    "seed", "logprobs", "top_logprobs", "tools_count", "response_tool_calls", "n_assistant_turns", "has_system",
+    "conversation_hash", "prompt_hash", "template_prefix_hash", "template_suffix_hash", "minhash_bands", "script",
+    "capability", "reasoning_elicit", "completion_has_reasoning", "rubric_grading", "benchmark_name",
+    "end_user_hash", "ip_prefix_hash",
+)  # fmt: skip
 _EXPLODE = {"duckdb": "unnest", "spark": "explode"}
 #: The per-account distinct counts of the query: name -> the column counted
 _DISTINCT_COUNTS = {

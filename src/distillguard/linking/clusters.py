@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from distillguard.features.account import FEATURE_NAMES, account_features_sql
+from distillguard.features.account import FEATURE_NAMES, SOURCE_COLUMNS, account_features_sql
 from distillguard.findings import Evidence
-from distillguard.schema import EVENT_SCHEMA
 from distillguard.store.base import EventStore
 
 CLUSTER_MAP_TABLE = "_dg_link_cluster_map"  # account → cluster, every cluster (sample prompts)
 POOL_MAP_TABLE = "_dg_link_pool_map"  # account → pooled unit, only the units that are scored
+POOL_EVENTS_TABLE = "_dg_link_pool_events"  # the pooled units' events, account_id := unit id
 
 
 @dataclass
@@ -80,23 +80,36 @@ def _register_map(store: EventStore, table: str, units: pd.DataFrame) -> None:
 
 
 def pooled_events_view() -> str:
-    """Events of the pooled units' accounts with ``account_id`` replaced by the unit id (portable SQL)."""
-    cols = ", ".join(f'e."{c}"' for c in EVENT_SCHEMA.names if c != "account_id")
+    """Events of the pooled units' accounts with ``account_id`` replaced by the unit id (portable SQL);
+    only the columns the feature query reads."""
+    cols = ", ".join(f'e."{c}"' for c in SOURCE_COLUMNS if c != "account_id")
     return f"(SELECT {cols}, m.cluster_id AS account_id FROM events e JOIN {POOL_MAP_TABLE} m ON e.account_id = m.account_id)"
 
 
-def pooled_features(store: EventStore, units: pd.DataFrame | dict[str, str]) -> pd.DataFrame:
+def pooled_features(store: EventStore, units: pd.DataFrame | dict[str, str], *, copy: bool = False) -> pd.DataFrame:
     """The account feature frame with pooled units as the unit (index = unit id).
 
     ``units`` has columns account_id, unit_id (an account may belong to several units, e.g. its
-    cluster and the behaviour-bound part of it), or is an account → unit mapping.
+    cluster and the behaviour-bound part of it), or is an account → unit mapping.  ``copy`` copies
+    the units' events into a temp table first: the feature query reads its source in some twenty
+    parts, and each read of the view scans and joins all events, which costs more than the copy when
+    the units' events are a fraction of them (10M events, 4 bound clusters: 16.4 -> 9.4 s; on the
+    1M-event bench log, where the units hold 1.8M event rows, the copy cost 0.7-1 s more).
     """
     if isinstance(units, dict):
         units = pd.DataFrame({"account_id": list(units), "unit_id": list(units.values())})
     if units.empty:
         return pd.DataFrame(columns=list(FEATURE_NAMES))
     _register_map(store, POOL_MAP_TABLE, units)
-    frame = store.query(account_features_sql(pooled_events_view(), population="events")).to_pandas().set_index("account_id")
+    source, con = pooled_events_view(), store.con  # type: ignore[attr-defined]
+    if copy:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {POOL_EVENTS_TABLE} AS SELECT * FROM {source}").fetchall()
+        source = POOL_EVENTS_TABLE
+    try:
+        frame = store.query(account_features_sql(source, population="events")).to_pandas().set_index("account_id")
+    finally:
+        if copy:
+            con.execute(f"DROP TABLE IF EXISTS {POOL_EVENTS_TABLE}").fetchall()
     for name in FEATURE_NAMES:
         frame[name] = frame[name].astype("float64").fillna(0.0)
     return frame

@@ -260,7 +260,9 @@ def _score_clusters(
         "account_id": np.concatenate([ids[m] for m in bound_members] + [ids[unit_aids]]) if bound_members else [],
         "unit_id": [cluster_ids[k] for k in np.flatnonzero(bound) for _ in groups[k]] + unit_ids,
     })  # fmt: skip
-    pooled = pooled_features(store, units)
+    # the units' events copied once when they are fewer than all events (see pooled_features)
+    unit_rows = sum(int(graph.n_events[m].sum()) for m in bound_members) + int(graph.n_events[unit_aids].sum())
+    pooled = pooled_features(store, units, copy=unit_rows < int(graph.n_events.sum()))
     if not model.population_fitted:  # pooled rows are scored against the account population
         model.fit_population(frame[list(FEATURE_NAMES)])
     pooled_scores = pd.Series(model.score(pooled), index=pooled.index) if len(pooled) else pd.Series(dtype=float)
