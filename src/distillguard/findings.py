@@ -96,7 +96,7 @@ class AccountFinding:
         """``to_dict()`` as JSON (an accounts.jsonl line without its newline).
 
         orjson serializes the nested signals and evidence as the dataclasses they are, without the
-        deep copy ``asdict`` makes (~0.1 ms an account; 0.6 s of the 1M-event scan's accounts.jsonl).
+        deep copy ``asdict`` makes (5,830 accounts of the 1M-event scan: 0.42-0.54 -> 0.04-0.08 s).
         """
         d = {name: getattr(self, name) for name in self.__dataclass_fields__}
         d["schema_version"] = FINDINGS_SCHEMA_VERSION

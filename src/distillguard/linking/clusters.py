@@ -93,7 +93,7 @@ def pooled_features(store: EventStore, units: pd.DataFrame | dict[str, str], *, 
     cluster and the behaviour-bound part of it), or is an account → unit mapping.  ``copy`` copies
     the units' events into a temp table first: the feature query reads its source in some twenty
     parts, and each read of the view scans and joins all events, which costs more than the copy when
-    the units' events are a fraction of them (10M events, 4 bound clusters: 16.4 -> 9.4 s; on the
+    the units' events are a fraction of them (10M events, 4 bound clusters: 16.4 -> 9.4-11.2 s; on the
     1M-event bench log, where the units hold 1.8M event rows, the copy cost 0.7-1 s more).
     """
     if isinstance(units, dict):
