@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from distillguard.features.account import FEATURE_NAMES, account_features_sql, compute_account_features, feature_matrix
+from distillguard.features.account import (
+    FEATURE_NAMES, SOURCE_COLUMNS, account_features_sql, compute_account_features, feature_matrix,
+)  # fmt: skip
 from distillguard.store.duckdb import DuckDBStore
 from tests.factories import event_row, events_table
 
@@ -161,8 +163,6 @@ def test_a_pooled_unit_is_placed_against_the_whole_population():
 
 def test_the_query_reads_only_its_source_columns():
     """A view or copy of events holding only SOURCE_COLUMNS (the pooled units' events) is enough."""
-    from distillguard.features.account import SOURCE_COLUMNS
-
     rows = [event_row(i, account=f"a{i % 2}", ts=T0 + 60 * i) for i in range(20)]
     store = _store(rows)
     columns = ", ".join(f'"{c}"' for c in SOURCE_COLUMNS)

@@ -11,18 +11,17 @@ from distillguard.linking.communities import leiden_communities, pair_graph
 def _planted(groups: int = 4, size: int = 20, seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs of a planted partition: dense heavy pairs inside each group, a few light ones across."""
     rng = np.random.default_rng(seed)
-    a, b, w = [], [], []
+    pairs = []  # (a, b, weight)
     for g in range(groups):
         members = np.arange(g * size, (g + 1) * size) + 100  # ids need not start at 0
-        for i in range(size):
-            for j in range(i + 1, size):
-                if rng.random() < 0.6:
-                    a.append(members[i]), b.append(members[j]), w.append(1.0 + rng.random())
+        pairs += [(members[i], members[j], 1.0 + rng.random())
+                  for i in range(size) for j in range(i + 1, size) if rng.random() < 0.6]  # fmt: skip
     for _ in range(groups * 3):
         x, y = sorted(rng.choice(groups * size, 2, replace=False) + 100)
-        a.append(x), b.append(y), w.append(0.05)
+        pairs.append((x, y, 0.05))
+    a, b, w = (np.array(column) for column in zip(*pairs, strict=True))
     order = rng.permutation(len(a))
-    return np.array(a)[order], np.array(b)[order], np.array(w)[order]
+    return a[order], b[order], w[order]
 
 
 def test_leiden_finds_the_planted_groups_largest_first_then_by_smallest_id():
