@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from distillguard.detectors.ensemble import Ensemble
-from distillguard.features.account import compute_account_features
+from distillguard.features.account import FEATURE_NAMES, account_features_sql, compute_account_features
 from distillguard.normalize import normalize_batch
 from distillguard.privacy import Hasher
 from distillguard.simulate.corpora import load_corpora
@@ -19,7 +19,8 @@ from distillguard.simulate.personas.reseller import Reseller
 from distillguard.store.duckdb import DuckDBStore
 from distillguard.sequential import HarvestProfile, SequentialTest
 from distillguard.subaccounts import (
-    SubAccountConfig, end_user_evidence, end_user_features, parent_of, score_end_users, sequential_evidence, sub_account_id,
+    END_USER_EVENTS_TABLE, SubAccountConfig, _end_user_view, end_user_evidence, end_user_features, parent_of, score_end_users,
+    sequential_evidence, sub_account_id,
 )  # fmt: skip
 from tests.factories import event_row
 from tests.simulate.conftest import bind
@@ -104,6 +105,13 @@ def test_end_users_under_min_events_are_left_out_before_the_features_and_the_res
     assert sorted(kept.index) == sorted(counts.index[counts >= cut])
     # the features of the end users kept read their own events only (and the whole population)
     pd.testing.assert_frame_equal(kept.sort_index(), every.loc[kept.index].sort_index(), check_exact=False, rtol=1e-12)
+    # from the copy of their events as from the view the copy is made of, and the copy is dropped
+    shared = pd.DataFrame({"account_id": sorted(every["parent_account"].unique())})
+    store.con.register("_test_shared", shared)
+    viewed = store.query(account_features_sql(_end_user_view("_test_shared", None, cut), population="events")).to_pandas()
+    viewed = viewed.set_index("account_id")[list(FEATURE_NAMES)].astype("float64").fillna(0.0)
+    pd.testing.assert_frame_equal(kept[list(FEATURE_NAMES)].sort_index(), viewed.sort_index(), check_exact=False, rtol=1e-12)
+    assert not store.con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name = ?", [END_USER_EVENTS_TABLE]).fetchall()
 
 
 def test_scan_flags_the_shared_account_with_its_end_users_harvest(reseller_store):
