@@ -156,16 +156,10 @@ def end_user_features(
         return pd.DataFrame(columns=list(FEATURE_NAMES))
     # their events copied once: the feature query reads its source in some twenty parts, and each read
     # of the view would select and relabel the shared accounts' events again (1M-event bench log: ~1 s)
-    con = store.con  # type: ignore[attr-defined]
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {END_USER_EVENTS_TABLE} AS WITH shared AS (SELECT unnest(?::VARCHAR[]) AS account_id)
-            SELECT * FROM {_end_user_view("shared", until, config.min_events)}""",
-        [shared],
-    ).fetchall()
-    try:
-        sub = store.query(account_features_sql(END_USER_EVENTS_TABLE, population=_events_until(until))).to_pandas()
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {END_USER_EVENTS_TABLE}").fetchall()
+    view = f"""WITH shared AS (SELECT unnest(?::VARCHAR[]) AS account_id)
+               SELECT * FROM {_end_user_view("shared", until, config.min_events)}"""
+    with store.temp_table(END_USER_EVENTS_TABLE, view, [shared]) as source:  # type: ignore[attr-defined]
+        sub = store.query(account_features_sql(source, population=_events_until(until))).to_pandas()
     sub = sub.set_index("account_id")
     for name in FEATURE_NAMES:
         sub[name] = sub[name].astype("float64").fillna(0.0)

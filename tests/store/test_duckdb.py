@@ -68,3 +68,13 @@ def test_repeated_event_ids_anywhere_in_a_batch_are_stored_once(ids):
     assert store.append("events", events_table(rows)) == len(set(ids))
     stored = {r["event_id"]: r["model"] for r in store.query("SELECT event_id, model FROM events").to_pylist()}
     assert stored == {i: f"m{ids.index(i)}" for i in ids}  # the first row of each id, whatever the order
+
+
+def test_temp_table_holds_the_rows_while_the_block_runs_and_is_dropped_after_even_on_error():
+    store = DuckDBStore(":memory:")
+    with store.temp_table("_t", "SELECT range AS x FROM range(?)", [3]) as name:
+        assert store.query(f"SELECT sum(x) AS s FROM {name}").column("s")[0].as_py() == 3
+    with pytest.raises(RuntimeError):
+        with store.temp_table("_t", "SELECT 1 AS x"):
+            raise RuntimeError("the block failed")
+    assert not store.query("SELECT table_name FROM duckdb_tables() WHERE table_name = '_t'").num_rows

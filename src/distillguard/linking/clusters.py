@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -101,15 +102,12 @@ def pooled_features(store: EventStore, units: pd.DataFrame | dict[str, str], *, 
     if units.empty:
         return pd.DataFrame(columns=list(FEATURE_NAMES))
     _register_map(store, POOL_MAP_TABLE, units)
-    source, con = pooled_events_view(), store.con  # type: ignore[attr-defined]
+    view = pooled_events_view()
+    copied = nullcontext(view)
     if copy:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {POOL_EVENTS_TABLE} AS SELECT * FROM {source}").fetchall()
-        source = POOL_EVENTS_TABLE
-    try:
+        copied = store.temp_table(POOL_EVENTS_TABLE, f"SELECT * FROM {view}")  # type: ignore[attr-defined]
+    with copied as source:
         frame = store.query(account_features_sql(source, population="events")).to_pandas().set_index("account_id")
-    finally:
-        if copy:
-            con.execute(f"DROP TABLE IF EXISTS {POOL_EVENTS_TABLE}").fetchall()
     for name in FEATURE_NAMES:
         frame[name] = frame[name].astype("float64").fillna(0.0)
     return frame

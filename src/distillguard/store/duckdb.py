@@ -8,6 +8,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -132,6 +134,25 @@ class DuckDBStore(EventStore):
 
     def query(self, sql: str, params: list | None = None) -> pa.Table:
         return self.con.sql(sql, params=params).to_arrow_table() if params else self.con.sql(sql).to_arrow_table()
+
+    @contextmanager
+    def temp_table(self, name: str, select_sql: str, params: list | None = None) -> Iterator[str]:
+        """The rows of ``select_sql`` as the temp table ``name`` while the block runs; dropped after.
+
+        For a query that reads a costly view many times (the feature query reads its source in some
+        twenty parts): the view is computed once.
+
+        Example:
+            >>> store = DuckDBStore(":memory:")
+            >>> with store.temp_table("_t", "SELECT 1 AS x") as t:
+            ...     store.query(f"SELECT x FROM {t}").column("x").to_pylist()
+            [1]
+        """
+        self._exec(f"CREATE OR REPLACE TEMP TABLE {name} AS {select_sql}", params)
+        try:
+            yield name
+        finally:
+            self._exec(f"DROP TABLE IF EXISTS {name}")
 
     def export_parquet(self, directory: str | Path) -> list[Path]:
         """Write every table to ``directory/<table>.parquet`` (for Spark or other tools)."""
