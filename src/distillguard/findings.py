@@ -87,10 +87,7 @@ class AccountFinding:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["schema_version"] = FINDINGS_SCHEMA_VERSION
-        d["score"] = round(float(self.score), 6)
-        return d
+        return self._as_row(asdict(self))
 
     def to_json(self) -> bytes:
         """``to_dict()`` as JSON (an accounts.jsonl line without its newline).
@@ -98,10 +95,14 @@ class AccountFinding:
         orjson serializes the nested signals and evidence as the dataclasses they are, without the
         deep copy ``asdict`` makes (5,830 accounts of the 1M-event scan: 0.42-0.54 -> 0.04-0.08 s).
         """
-        d = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        d["schema_version"] = FINDINGS_SCHEMA_VERSION
-        d["score"] = round(float(self.score), 6)
-        return orjson.dumps(d, option=orjson.OPT_SERIALIZE_NUMPY)
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return orjson.dumps(self._as_row(fields), option=orjson.OPT_SERIALIZE_NUMPY)
+
+    def _as_row(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """The documented row from the fields: the schema version added, the score rounded."""
+        fields["schema_version"] = FINDINGS_SCHEMA_VERSION
+        fields["score"] = round(float(self.score), 6)
+        return fields
 
 
 @dataclass

@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from distillguard.detectors.ensemble import Ensemble
-from distillguard.features.account import FEATURE_NAMES, SOURCE_COLUMNS, account_features_sql
+from distillguard.features.account import FEATURE_NAMES, account_features_sql, columns_but_account
 from distillguard.findings import Evidence
 from distillguard.sequential import INDICATORS, SequentialTest
 from distillguard.store.base import EventStore
@@ -119,6 +119,7 @@ def _events_until(until: float | None) -> str:
 
 #: The end users' events while their features are computed (temp table, dropped after).
 END_USER_EVENTS_TABLE = "_dg_end_user_events"
+
 #: The end user a stored event belongs to, as it appears in sub-account ids.
 _END_USER = "coalesce(CAST(end_user_hash AS VARCHAR), 'none')"
 
@@ -132,9 +133,8 @@ def _end_user_view(shared: str, until: float | None = None, min_events: int = 1)
     Every feature of an end user reads its own events (and the population, passed apart), so the
     others' rows are the same either way.
     """
-    cols = ", ".join(f'"{c}"' for c in SOURCE_COLUMNS if c != "account_id")
     label = f"account_id || '{SEPARATOR}' || {_END_USER}"
-    view = f"(SELECT {cols}, {label} AS account_id FROM {_events_until(until)} e WHERE account_id IN (SELECT account_id FROM {shared}))"
+    view = f"(SELECT {columns_but_account()}, {label} AS account_id FROM {_events_until(until)} e WHERE account_id IN (SELECT account_id FROM {shared}))"
     if min_events <= 1:
         return view
     big = f"SELECT account_id FROM {view} c GROUP BY account_id HAVING count(*) >= {int(min_events)}"
@@ -156,9 +156,9 @@ def end_user_features(
         return pd.DataFrame(columns=list(FEATURE_NAMES))
     # their events copied once: the feature query reads its source in some twenty parts, and each read
     # of the view would select and relabel the shared accounts' events again (1M-event bench log: ~1 s)
-    view = f"""WITH shared AS (SELECT unnest(?::VARCHAR[]) AS account_id)
-               SELECT * FROM {_end_user_view("shared", until, config.min_events)}"""
-    with store.temp_table(END_USER_EVENTS_TABLE, view, [shared]) as source:  # type: ignore[attr-defined]
+    events = f"""WITH shared AS (SELECT unnest(?::VARCHAR[]) AS account_id)
+                 SELECT * FROM {_end_user_view("shared", until, config.min_events)}"""
+    with store.temp_table(END_USER_EVENTS_TABLE, events, [shared]) as source:  # type: ignore[attr-defined]
         sub = store.query(account_features_sql(source, population=_events_until(until))).to_pandas()
     sub = sub.set_index("account_id")
     for name in FEATURE_NAMES:

@@ -90,7 +90,8 @@ FEATURES: tuple[AccountFeature, ...] = (
 FEATURE_NAMES = tuple(f.name for f in FEATURES)
 FEATURE_BY_NAME = {f.name: f for f in FEATURES}
 
-#: The event columns the feature query reads (a view or copy of events for pooled units needs no others).
+#: The event columns the feature query reads: a view or copy of events that relabels accounts (pooled
+#: clusters, end users) needs no others.
 SOURCE_COLUMNS = (
     "account_id", "ts", "status", "model", "prompt_tokens", "completion_tokens", "max_tokens", "temperature", "n",
     "seed", "logprobs", "top_logprobs", "tools_count", "response_tool_calls", "n_assistant_turns", "has_system",
@@ -98,6 +99,19 @@ SOURCE_COLUMNS = (
     "capability", "reasoning_elicit", "completion_has_reasoning", "rubric_grading", "benchmark_name",
     "end_user_hash", "ip_prefix_hash",
 )  # fmt: skip
+
+
+def columns_but_account(alias: str = "") -> str:
+    """``SOURCE_COLUMNS`` but ``account_id``, quoted and comma-separated, for a view that relabels accounts.
+
+    Example:
+        >>> columns_but_account("e").split(", ")[:2]
+        ['e."ts"', 'e."status"']
+    """
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f'{prefix}"{c}"' for c in SOURCE_COLUMNS if c != "account_id")
+
+
 _EXPLODE = {"duckdb": "unnest", "spark": "explode"}
 #: The per-account distinct counts of the query: name -> the column counted
 _DISTINCT_COUNTS = {

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from distillguard.features.account import FEATURE_NAMES, SOURCE_COLUMNS, account_features_sql
+from distillguard.features.account import FEATURE_NAMES, account_features_sql, columns_but_account
 from distillguard.findings import Evidence
 from distillguard.store.base import EventStore
 
@@ -83,8 +83,7 @@ def _register_map(store: EventStore, table: str, units: pd.DataFrame) -> None:
 def pooled_events_view() -> str:
     """Events of the pooled units' accounts with ``account_id`` replaced by the unit id (portable SQL);
     only the columns the feature query reads."""
-    cols = ", ".join(f'e."{c}"' for c in SOURCE_COLUMNS if c != "account_id")
-    return f"(SELECT {cols}, m.cluster_id AS account_id FROM events e JOIN {POOL_MAP_TABLE} m ON e.account_id = m.account_id)"
+    return f"(SELECT {columns_but_account('e')}, m.cluster_id AS account_id FROM events e JOIN {POOL_MAP_TABLE} m ON e.account_id = m.account_id)"
 
 
 def pooled_features(store: EventStore, units: pd.DataFrame | dict[str, str], *, copy: bool = False) -> pd.DataFrame:

@@ -53,8 +53,9 @@ class KindMembers:
     """The members of one kind's shared keys, grouped by key and ordered by account number in each key.
 
     Per member (index ``m``): ``aid``, ``share``, ``hub``, ``member_key`` (its key's index); per key
-    (index ``k``, members ``key_start[k]:key_start[k + 1]``): ``key``, ``damp``, ``mult``, ``n``, ``big`` (more members than
-    the cap: hub pairs only); ``hubs`` lists the hub members of big keys (``hub_start`` per key).
+    (index ``k``, members ``key_start[k]:key_start[k + 1]``): ``key``, ``damp``, ``mult``, ``n``,
+    ``big`` (more members than the cap: hub pairs only); ``hubs`` lists the hub members of big keys
+    (``hub_start`` per key).
     """
 
     key_start: np.ndarray
