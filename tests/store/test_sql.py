@@ -1,11 +1,12 @@
-"""Portable SQL snippets: a fixed-point sum does not depend on the order of the rows."""
+"""Portable SQL snippets: fixed-point sums and exact coefficients of variation do not depend on the order of the rows."""
 
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pytest
 
-from distillguard.store.sql import fixed_sum
+from distillguard.store.sql import exact_cv, fixed_sum
 
 
 def _sum(expr: str, values: tuple[float, ...]) -> float:
@@ -23,3 +24,29 @@ def test_fixed_sum_is_the_same_in_any_order_where_a_float_sum_is_not():
     assert _sum("sum(x)", forward) != _sum("sum(x)", backward)  # the premise: float addition is not associative
     assert _sum(fixed_sum("x"), forward) == _sum(fixed_sum("x"), backward)
     assert _sum(fixed_sum("x"), forward) == pytest.approx(0.6, abs=1e-9)
+
+
+def test_exact_cv_is_stddev_over_mean_and_the_same_in_any_order():
+    rng = np.random.default_rng(7)
+    gaps = tuple(float(g) for g in rng.exponential(30.0, 200).round(6))
+    expected = np.std(gaps, ddof=1) / np.mean(gaps)
+    float_cv = "stddev_samp(x) / avg(x)"
+    assert _sum(float_cv, gaps) != _sum(float_cv, gaps[::-1])  # the premise
+    forward, backward = _sum(exact_cv("x"), gaps), _sum(exact_cv("x"), gaps[::-1])
+    assert forward == backward
+    assert forward == pytest.approx(expected, rel=1e-9)
+
+
+def test_exact_cv_of_equal_values_is_zero_and_of_too_few_or_zero_mean_is_null():
+    # 0.1 s gaps as float differences of timestamps: not all equal as doubles, equal to the microsecond
+    ts = [1.7e9 + 0.1 * i for i in range(50)]
+    gaps = tuple(b - a for a, b in zip(ts, ts[1:]))
+    assert len(set(gaps)) > 1
+    assert _sum(exact_cv("x"), gaps) == 0.0
+    assert _sum(exact_cv("x"), (5.0,)) is None
+    assert _sum(exact_cv("x"), (0.0, 0.0)) is None
+
+
+def test_exact_cv_holds_year_long_gaps():
+    year = 365 * 86400.0
+    assert _sum(exact_cv("x"), (year, year, 0.0)) == pytest.approx(np.std([year, year, 0], ddof=1) / (2 * year / 3))

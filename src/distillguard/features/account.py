@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from distillguard.store.base import EventStore
-from distillguard.store.sql import fixed_sum
+from distillguard.store.sql import exact_cv, fixed_sum
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ gaps AS (
   SELECT account_id, ts - lag(ts) OVER (PARTITION BY account_id ORDER BY ts) AS gap FROM {events} e
 ),
 gap_stats AS (
-  SELECT account_id, stddev_samp(gap) / nullif(avg(gap), 0) AS gap_cv FROM gaps WHERE gap IS NOT NULL GROUP BY account_id
+  SELECT account_id, {exact_cv('gap')} AS gap_cv FROM gaps WHERE gap IS NOT NULL GROUP BY account_id
 ),
 hod AS (SELECT account_id, hour % 24 AS h, sum(c) AS c FROM hourly GROUP BY account_id, hour % 24),
 hod_entropy AS (

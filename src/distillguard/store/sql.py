@@ -4,6 +4,8 @@ Example:
     >>> import duckdb
     >>> round(duckdb.sql(f"SELECT {fixed_sum('x')} FROM (VALUES (0.1::DOUBLE), (0.2), (0.3)) t(x)").fetchall()[0][0], 9)
     0.6
+    >>> duckdb.sql(f"SELECT {exact_cv('x')} FROM (VALUES (2.0::DOUBLE), (2.0), (2.0)) t(x)").fetchall()[0][0]
+    0.0
 """
 
 from __future__ import annotations
@@ -21,3 +23,25 @@ def fixed_sum(expr: str) -> str:
     stay under 2**31 (BIGINT terms of 2**32 steps).
     """
     return f"(sum(CAST(round(({expr}) * {FIXED_POINT}) AS BIGINT)) / {float(FIXED_POINT)!r})"
+
+
+#: Steps of ``exact_cv``'s integer sums: a microsecond when the values are seconds.
+CV_STEPS = 10**6
+
+_EXACT = "DECIMAL(38,0)"  # 128-bit integers in DuckDB and Spark alike
+
+
+def exact_cv(expr: str) -> str:
+    """SQL of the sample coefficient of variation of ``expr`` (``stddev_samp / avg``) from exact sums.
+
+    ``expr`` is rounded to ``1 / CV_STEPS`` and the count, the sum and the sum of squares are taken
+    as 128-bit integers, so the result is the same double in any row order (``stddev_samp`` is a
+    float aggregate whose last bit follows the order a parallel plan adds rows in), and equal values
+    give exactly 0.  NULL with fewer than two values or a zero mean.  ``expr`` must be non-negative
+    (gaps between ordered timestamps): the sum of squares is then at most the squared sum, and
+    rows times squared sum stays in 128 bits (~10**38) for a billion gaps over ten years in seconds.
+    """
+    step = f"CAST(round(({expr}) * {CV_STEPS}) AS {_EXACT})"
+    n, s1, s2 = f"count({expr})", f"sum({step})", f"sum({step} * {step})"
+    spread = f"CAST({n} * {s2} - {s1} * {s1} AS DOUBLE)"
+    return f"(sqrt({spread} * {n} / nullif({n} - 1, 0)) / nullif(CAST({s1} AS DOUBLE), 0))"
