@@ -267,7 +267,7 @@ def test_close_waits_for_a_predecessor_worker_holding_the_lock_then_stores_every
     shutdown waits for it to let go of the store, so that everything is stored."""
     (tmp_path / "wal").mkdir()
     with store_locked_by_another_process(tmp_path / "gw.duckdb") as holder_pid:
-        (tmp_path / "wal" / worker_module.WORKER_PID_FILE).write_text(str(holder_pid))  # as that worker writes it
+        (tmp_path / "wal" / worker_module.WORKER_PID_FILE).write_text(worker_module.pid_record(holder_pid))  # as that worker writes it
         rec = recorder(tmp_path)
         rec.start()
         rec.record(raw_event(1))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from multiprocessing.connection import Pipe
@@ -216,13 +218,32 @@ def test_a_running_predecessor_is_known_by_its_pid_file(tmp_path):
     wal = WriteAheadLog(tmp_path / "wal")
     assert worker_module.running_predecessor(tmp_path / "wal") is None
     w = worker(tmp_path, wal, [])
-    assert (tmp_path / "wal" / worker_module.WORKER_PID_FILE).read_text() == str(os.getpid())
+    assert (tmp_path / "wal" / worker_module.WORKER_PID_FILE).read_text() == worker_module.pid_record(os.getpid())
     assert worker_module.running_predecessor(tmp_path / "wal") is None  # this process itself is not a predecessor
     with store_locked_by_another_process(tmp_path / "other.duckdb") as holder_pid:
-        (tmp_path / "wal" / worker_module.WORKER_PID_FILE).write_text(str(holder_pid))
+        (tmp_path / "wal" / worker_module.WORKER_PID_FILE).write_text(worker_module.pid_record(holder_pid))
         assert worker_module.running_predecessor(tmp_path / "wal") == holder_pid
     assert worker_module.running_predecessor(tmp_path / "wal") is None  # exited (killed): its file is stale
     w.close()
+
+
+def test_a_pid_file_naming_a_reused_pid_is_no_predecessor(tmp_path):
+    """The pid of an ended worker given to another process: told apart by its start time."""
+    (tmp_path / "wal").mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        pid_file = tmp_path / "wal" / worker_module.WORKER_PID_FILE
+        start = worker_module.process_start(other.pid)
+        assert start is not None and start.isdigit()
+        pid_file.write_text(f"{other.pid} {int(start) - 1}")  # the same pid, an earlier process
+        assert worker_module.running_predecessor(tmp_path / "wal") is None
+        pid_file.write_text(worker_module.pid_record(other.pid))
+        assert worker_module.running_predecessor(tmp_path / "wal") == other.pid
+        pid_file.write_text(str(other.pid))  # a file without a start time (written by an older version)
+        assert worker_module.running_predecessor(tmp_path / "wal") == other.pid
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_an_unusable_store_fails_at_once_naming_the_file_and_the_problem(tmp_path):

@@ -137,11 +137,39 @@ def is_permanent(exc: BaseException) -> bool:
     return isinstance(exc, (InputError, ConfigError)) and not is_lock_conflict(exc)
 
 
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from ``/proc``), or None where that cannot
+    be read (the process is gone, or no ``/proc``).  A pid and its start time name one process: pids
+    are reused, start times of one pid are not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22; the command name before ")" may hold spaces
+
+
+def pid_record(pid: int) -> str:
+    """The contents of ``WORKER_PID_FILE`` for worker ``pid``: the pid and, where known, its start time.
+
+    Example:
+        >>> record = pid_record(os.getpid())
+        >>> record.split()[0] == str(os.getpid())
+        True
+    """
+    start = process_start(pid)
+    return f"{pid} {start}" if start is not None else str(pid)
+
+
 def running_predecessor(wal_dir: str | Path) -> int | None:
     """The pid of the last other worker that opened this WAL's store (``WORKER_PID_FILE``) if it still
-    runs, e.g. one whose serving process died, storing what the WAL holds before it exits; else None."""
+    runs, e.g. one whose serving process died, storing what the WAL holds before it exits; else None.
+
+    A file left by a worker that has ended may name a pid the system has since given to another
+    process; the recorded start time tells them apart (without it, a reused pid made a shutdown wait
+    out the 60 s lock timeout for a process that was never going to let go)."""
     try:
-        pid = int((Path(wal_dir) / WORKER_PID_FILE).read_text())
+        pid_text, *start = (Path(wal_dir) / WORKER_PID_FILE).read_text().split()
+        pid = int(pid_text)
     except (OSError, ValueError):
         return None
     if pid == os.getpid():
@@ -152,6 +180,9 @@ def running_predecessor(wal_dir: str | Path) -> int | None:
         return None
     except PermissionError:  # alive, someone else's
         pass
+    running_start = process_start(pid)
+    if start and running_start is not None and running_start != start[0]:
+        return None  # the pid now belongs to another process
     return pid
 
 
@@ -202,7 +233,7 @@ class RecordingWorker:
         # at once, the lock just taken: a successor waiting for it can tell it is a worker's. Left in place
         # at exit (DuckDB may hold the lock until the process ends): a pid that no longer runs is no predecessor
         try:
-            (Path(settings.wal_dir) / WORKER_PID_FILE).write_text(str(os.getpid()))
+            (Path(settings.wal_dir) / WORKER_PID_FILE).write_text(pid_record(os.getpid()))
         except BaseException:
             self.store.close()
             raise
