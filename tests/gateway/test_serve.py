@@ -47,9 +47,9 @@ def test_sigkill_mid_traffic_loses_no_acknowledged_exchange(tmp_path):
     up_port, gw_port = free_port(), free_port()
     keys = write_keys_file(tmp_path / "keys.yml")
     config = tmp_path / "gateway.yml"
-    # a long flush period: at the kill, most acknowledged records are in the WAL only
+    # a long flush period: at the kill, the acknowledged records are in the WAL only
     config.write_text(f"upstream_url: http://127.0.0.1:{up_port}/v1\nkeys_file: {keys}\nstore_path: {tmp_path / 'gw.duckdb'}\n"
-                      f"wal_dir: {tmp_path / 'wal'}\nport: {gw_port}\nflush_interval_s: 2.0\nflush_batch: 100000\n")  # fmt: skip
+                      f"wal_dir: {tmp_path / 'wal'}\nport: {gw_port}\nflush_interval_s: 30.0\nflush_batch: 100000\n")  # fmt: skip
     env = {"DISTILLGUARD_SECRET": "test-secret"}
     upstream = start_process(["-m", "distillguard.bench.fake_upstream", "--port", str(up_port)])
     gw = None
@@ -63,7 +63,11 @@ def test_sigkill_mid_traffic_loses_no_acknowledged_exchange(tmp_path):
         workers = [threading.Thread(target=_traffic, args=(url, acked, stop, w)) for w in range(4)]
         for w in workers:
             w.start()
-        time.sleep(1.5)
+        # kill once enough exchanges were acknowledged (not after a fixed time: on a loaded machine a
+        # second may hold a handful), well inside the first flush period
+        deadline = time.monotonic() + 30
+        while len(acked) <= 50 and time.monotonic() < deadline and gw.poll() is None:
+            time.sleep(0.05)
         gw.send_signal(signal.SIGKILL)
         gw.wait(10)
         stop.set()
