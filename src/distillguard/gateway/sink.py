@@ -70,14 +70,17 @@ GATEWAY_LOG_SCHEMA = pa.schema(
         ("policy_rule", pa.string()),
         ("score", pa.float64()),
         ("cluster_id", pa.string()),
+        ("sub_account_id", pa.string()),  # the end user a decision judged (``<account>#eu:<hash>``), if one
     ]
 )
+#: gateway_log's columns before ``sub_account_id`` (a store recorded by an earlier version gains it at open)
+_LOG_COLUMNS_V1 = GATEWAY_LOG_SCHEMA.names[:-1]
 # No PRIMARY KEY: inserts go through insert_new's anti-join on event_id, which keeps them exactly-once
 # without an index to maintain on every insert (a store made with the key keeps it, harmlessly).
 _LOG_DDL = (
     "CREATE TABLE IF NOT EXISTS gateway_log (event_id VARCHAR, ts DOUBLE, account_id VARCHAR, "
     "endpoint VARCHAR, http_status BIGINT, error VARCHAR, actions VARCHAR, shadow BOOLEAN, reason VARCHAR, "
-    "policy_rule VARCHAR, score DOUBLE, cluster_id VARCHAR)"
+    "policy_rule VARCHAR, score DOUBLE, cluster_id VARCHAR, sub_account_id VARCHAR)"
 )
 
 Item = tuple[RawEvent, dict[str, Any]]
@@ -137,7 +140,14 @@ def log_row(event: RawEvent, extra: dict[str, Any]) -> dict[str, Any]:
         "policy_rule": decision.get("policy_rule"),
         "score": decision.get("score"),
         "cluster_id": decision.get("cluster_id"),
+        "sub_account_id": decision.get("sub_account_id"),
     }
+
+
+def _log_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'gateway_log' ORDER BY ordinal_position"
+    ).fetchall()]  # fmt: skip
 
 
 class StoreSink:
@@ -172,9 +182,10 @@ class StoreSink:
         self._set_aside: set[tuple[int, int]] = set()
         con = store.con
         con.execute(_LOG_DDL).fetchall()
-        columns = [r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'gateway_log' ORDER BY ordinal_position"
-        ).fetchall()]  # fmt: skip
+        columns = _log_columns(con)
+        if columns == _LOG_COLUMNS_V1:  # recorded by an earlier version: its rows stay, with no end user
+            con.execute("ALTER TABLE gateway_log ADD COLUMN sub_account_id VARCHAR").fetchall()
+            columns = _log_columns(con)
         if columns != GATEWAY_LOG_SCHEMA.names:
             raise InputError(store.path, f"its gateway_log table has columns {columns}, this distillguard writes "
                              f"{GATEWAY_LOG_SCHEMA.names}; record into a new store")  # fmt: skip
