@@ -353,3 +353,43 @@ def test_a_unit_that_is_most_of_its_account_is_judged_against_all_of_it():
     expected = 20 * 2.0 - 20 * np.log(ref.mean() + ref.std(ddof=1) / np.sqrt(22))
     assert abs(ev.loc["A#eu:0", "llr"] - expected) < 1e-9 and expected < 1.0
     assert not ev["flagged"].any()
+
+
+def test_end_users_scored_beside_linking_give_the_findings_of_scoring_them_after(reseller_store, monkeypatch):
+    """With linking, the scan scores end users in a thread on a second connection; the findings are
+    those of scoring them in turn, and a failure there is the scan's failure."""
+    import distillguard.scan as scan
+    from concurrent.futures import Future
+
+    store, frame, model, _, attackers = reseller_store
+    threads: list[str] = []
+    real = scan._in_thread
+
+    def recorded(fn, *args):
+        threads.append(fn.__name__)
+        return real(fn, *args)
+
+    monkeypatch.setattr(scan, "_in_thread", recorded)
+    beside, _ = scan.score_accounts(frame.copy(), model, model.threshold, store)
+    assert threads == ["call"]
+
+    def in_turn(fn, *args):
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
+
+    monkeypatch.setattr(scan, "_in_thread", in_turn)
+    after, _ = scan.score_accounts(frame.copy(), model, model.threshold, store)
+    assert [f.to_json() for f in beside] == [f.to_json() for f in after]
+    assert {f.account_id for f in beside if f.flagged_end_users} == set(attackers)
+
+    monkeypatch.setattr(scan, "_in_thread", real)
+    import distillguard.subaccounts as subaccounts
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("end users failed")
+
+    monkeypatch.setattr(subaccounts, "score_end_users", broken)
+    with pytest.raises(RuntimeError, match="end users failed"):
+        scan.score_accounts(frame.copy(), model, model.threshold, store)
+    assert store.query("SELECT count(*) AS n FROM events").column("n")[0].as_py() > 0  # the scan's connection still works
