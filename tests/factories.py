@@ -43,3 +43,50 @@ def feature_frame(n: int = 60, seed: int = 0, n_attack: int = 10) -> tuple[pd.Da
     frame.loc[frame.index[n_attack:], "reasoning_elicit_share"] = rng.random(n - n_attack) * 0.1
     frame["first_ts"], frame["last_ts"] = 1.7e9, 1.7e9 + 86400
     return frame, labels
+
+
+# --------------------------------------------------------------------------- shared accounts
+# A reseller's genuine customers and a campaign hidden among them at a small share (end users).
+
+T0 = 1_700_000_000.0
+
+
+def genuine_rows(rng: np.random.Generator, account: str, users: int, n: int, start: int = 0, hours: float = 48.0) -> list[dict]:
+    """A reseller's genuine traffic: Zipf-like end users, 40% follow-ups, mostly short answers,
+    one-shot instruction-set prompts (some answered at length) among the fresh ones."""
+    weights = 1.0 / np.arange(1, users + 1) ** 1.05
+    who = rng.choice(users, size=n, p=weights / weights.sum())
+    rows = []
+    for k, (u, t) in enumerate(zip(who.tolist(), np.sort(rng.uniform(0, hours * 3600, n)).tolist(), strict=True)):
+        follow_up = rng.random() < 0.4
+        one_shot = not follow_up and rng.random() < 0.3
+        long = one_shot and rng.random() < 0.4
+        rows.append(event_row(
+            start + k, account, T0 + t, end_user_hash=1000 + u,
+            n_assistant_turns=int(rng.integers(1, 4)) if follow_up else 0,
+            prompt_tokens=int(rng.integers(300, 900)) if follow_up else int(rng.integers(20, 120)),
+            completion_tokens=int(rng.integers(400, 900)) if long else int(rng.integers(30, 250)),
+            benchmark_name="alpaca_eval" if one_shot and rng.random() < 0.5 else None,
+            completion_has_reasoning=bool(rng.random() < 0.05),
+        ))  # fmt: skip
+    return rows
+
+
+def harvest_rows(rng: np.random.Generator, account: str, users: list[int], n: int, start: int, hours: float, **shape) -> list[dict]:
+    """A campaign's requests, round-robin over its end-user ids: fresh prompts, long answers (by default)."""
+    rows = []
+    for k, t in enumerate(np.sort(rng.uniform(0, hours * 3600, n)).tolist()):
+        row = {"n_assistant_turns": 0, "prompt_tokens": int(rng.integers(30, 90)), "completion_tokens": int(rng.integers(600, 1400))}
+        row.update(shape)
+        rows.append(event_row(start + k, account, T0 + t, end_user_hash=users[k % len(users)], **row))
+    return rows
+
+
+def chat_account_rows(rng: np.random.Generator, n: int = 12) -> list[dict]:
+    """Ordinary single-user accounts, so the account population has more than the resellers in it."""
+    rows = []
+    for a in range(n):
+        for k in range(30):
+            rows.append(event_row(k, f"chat-{a}", T0 + float(rng.uniform(0, 48 * 3600)), end_user_hash=None,
+                                  n_assistant_turns=int(k % 3), completion_tokens=int(rng.integers(50, 300))))  # fmt: skip
+    return rows

@@ -22,7 +22,7 @@ from distillguard.subaccounts import (
     END_USER_EVENTS_TABLE, SubAccountConfig, _end_user_view, end_user_evidence, end_user_features, parent_of, score_end_users,
     sequential_evidence, sub_account_id,
 )  # fmt: skip
-from tests.factories import event_row
+from tests.factories import T0, chat_account_rows, event_row, genuine_rows, harvest_rows
 from tests.simulate.conftest import bind
 
 HASHER = Hasher(b"test-secret")
@@ -114,7 +114,7 @@ def test_end_users_under_min_events_are_left_out_before_the_features_and_the_res
     assert not store.con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name = ?", [END_USER_EVENTS_TABLE]).fetchall()
 
 
-def test_scan_flags_the_shared_account_with_its_end_users_harvest(reseller_store):
+def test_scan_flags_the_shared_account_with_its_end_usersharvest_rows(reseller_store):
     from distillguard.scan import score_accounts
 
     store, frame, model, roles, attackers = reseller_store
@@ -138,50 +138,6 @@ def test_scan_flags_the_shared_account_with_its_end_users_harvest(reseller_store
 # Small stores built from factory rows: a reseller whose genuine customers chat, follow up and
 # sometimes paste an instruction-set prompt, and campaigns hidden among them at a small share.
 
-T0 = 1_700_000_000.0
-
-
-def _genuine(rng: np.random.Generator, account: str, users: int, n: int, start: int = 0, hours: float = 48.0) -> list[dict]:
-    """A reseller's genuine traffic: Zipf-like end users, 40% follow-ups, mostly short answers,
-    one-shot instruction-set prompts (some answered at length) among the fresh ones."""
-    weights = 1.0 / np.arange(1, users + 1) ** 1.05
-    who = rng.choice(users, size=n, p=weights / weights.sum())
-    rows = []
-    for k, (u, t) in enumerate(zip(who.tolist(), np.sort(rng.uniform(0, hours * 3600, n)).tolist(), strict=True)):
-        follow_up = rng.random() < 0.4
-        one_shot = not follow_up and rng.random() < 0.3
-        long = one_shot and rng.random() < 0.4
-        rows.append(event_row(
-            start + k, account, T0 + t, end_user_hash=1000 + u,
-            n_assistant_turns=int(rng.integers(1, 4)) if follow_up else 0,
-            prompt_tokens=int(rng.integers(300, 900)) if follow_up else int(rng.integers(20, 120)),
-            completion_tokens=int(rng.integers(400, 900)) if long else int(rng.integers(30, 250)),
-            benchmark_name="alpaca_eval" if one_shot and rng.random() < 0.5 else None,
-            completion_has_reasoning=bool(rng.random() < 0.05),
-        ))  # fmt: skip
-    return rows
-
-
-def _harvest(rng: np.random.Generator, account: str, users: list[int], n: int, start: int, hours: float, **shape) -> list[dict]:
-    """A campaign's requests, round-robin over its end-user ids: fresh prompts, long answers (by default)."""
-    rows = []
-    for k, t in enumerate(np.sort(rng.uniform(0, hours * 3600, n)).tolist()):
-        row = {"n_assistant_turns": 0, "prompt_tokens": int(rng.integers(30, 90)), "completion_tokens": int(rng.integers(600, 1400))}
-        row.update(shape)
-        rows.append(event_row(start + k, account, T0 + t, end_user_hash=users[k % len(users)], **row))
-    return rows
-
-
-def _chat_accounts(rng: np.random.Generator, n: int = 12) -> list[dict]:
-    """Ordinary single-user accounts, so the account population has more than the resellers in it."""
-    rows = []
-    for a in range(n):
-        for k in range(30):
-            rows.append(event_row(k, f"chat-{a}", T0 + float(rng.uniform(0, 48 * 3600)), end_user_hash=None,
-                                  n_assistant_turns=int(k % 3), completion_tokens=int(rng.integers(50, 300))))  # fmt: skip
-    return rows
-
-
 def _store(rows: list[dict]):
     from tests.factories import events_table
 
@@ -201,8 +157,8 @@ def small_share_store():
     """Reseller R: 2,000 genuine requests over 300 end users plus 60 campaign requests (3%) over 4 ids
     (15 each, under the model path's 50); reseller G: genuine only."""
     rng = np.random.default_rng(7)
-    rows = _genuine(rng, "R", 300, 2000) + _harvest(rng, "R", CAMPAIGN, 60, start=10_000, hours=48)
-    rows += _genuine(rng, "G", 300, 2000) + _chat_accounts(rng)
+    rows = genuine_rows(rng, "R", 300, 2000) + harvest_rows(rng, "R", CAMPAIGN, 60, start=10_000, hours=48)
+    rows += genuine_rows(rng, "G", 300, 2000) + chat_account_rows(rng)
     return _store(rows)
 
 
@@ -245,8 +201,8 @@ def test_a_genuine_end_user_with_one_habit_on_every_request_drifts_away_from_the
     """Hundreds of requests that all share one benign habit, much commoner in this end user than in
     the account, give negative evidence: no indicator of the test is a habit on its own."""
     rng = np.random.default_rng(11)
-    rows = _genuine(rng, "G", 400, 4000) + _harvest(rng, "G", [7777], 400, start=50_000, hours=48, **habit)
-    store, frame, _ = _store(rows + _chat_accounts(rng))
+    rows = genuine_rows(rng, "G", 400, 4000) + harvest_rows(rng, "G", [7777], 400, start=50_000, hours=48, **habit)
+    store, frame, _ = _store(rows + chat_account_rows(rng))
     ev = sequential_evidence(store, ["G"], SequentialTest())
     assert not ev["flagged"].any()
     assert ev.loc["G#eu:7777", "llr"] < 0 and ev.loc["G#eu:7777", "n"] == 400
@@ -286,8 +242,8 @@ def test_each_kind_of_campaign_fits_its_own_profile(shape, profile):
     """Why a mixture of profiles: a reasoning-coercion campaign need not get long answers, a plain
     answer harvest asks for no reasoning; each is caught by the profile that describes it."""
     rng = np.random.default_rng(5)
-    rows = _genuine(rng, "R", 300, 2000) + _harvest(rng, "R", CAMPAIGN[:2], 40, start=10_000, hours=48, **shape)
-    store, frame, _ = _store(rows + _chat_accounts(rng))
+    rows = genuine_rows(rng, "R", 300, 2000) + harvest_rows(rng, "R", CAMPAIGN[:2], 40, start=10_000, hours=48, **shape)
+    store, frame, _ = _store(rows + chat_account_rows(rng))
     test = SequentialTest()
     ev = sequential_evidence(store, ["R"], test)
     campaign = ev.loc[[f"R#eu:{u}" for u in CAMPAIGN[:2]]]
@@ -321,7 +277,7 @@ def test_a_campaign_too_thin_for_any_one_id_is_flagged_by_the_pooled_test():
     test flags exactly them, and without it (``shares=()``) nothing is flagged."""
     rng = np.random.default_rng(13)
     thin = list(range(9101, 9109))
-    rows = _genuine(rng, "R", 300, 2000) + _harvest(rng, "R", thin, 40, start=20_000, hours=48) + _chat_accounts(rng)
+    rows = genuine_rows(rng, "R", 300, 2000) + harvest_rows(rng, "R", thin, 40, start=20_000, hours=48) + chat_account_rows(rng)
     store, frame, model = _store(rows)
     alone = sequential_evidence(store, ["R"], SequentialTest(shares=()))
     assert not alone["flagged"].any()

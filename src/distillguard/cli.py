@@ -402,19 +402,21 @@ def bench_gateway(
     litellm: Annotated[bool, typer.Option("--litellm/--no-litellm", help="Measure the LiteLLM proxy as the reference.")] = True,
     litellm_plugin: Annotated[bool, typer.Option("--litellm-plugin/--no-litellm-plugin", help="Also LiteLLM with distillguard's plugin in it.")] = True,
     hydra: Annotated[bool, typer.Option("--hydra/--no-hydra", help="Replay the hydra scenario: time to first throttle.")] = True,
-    hydra_scale: Annotated[float, typer.Option(help="Scale of the replayed hydra scenario.")] = 0.25,
+    reseller: Annotated[bool, typer.Option("--reseller/--no-reseller", help="Replay hydra_mixed_reseller with and without online end-user judging.")] = True,
+    hydra_scale: Annotated[float, typer.Option(help="Scale of the replayed scenarios (hydra, hydra_mixed_reseller).")] = 0.25,
     hydra_days: Annotated[float, typer.Option(help="Scenario days replayed.")] = 1.0,
     hydra_replay: Annotated[float, typer.Option(help="Wall seconds the replayed scenario is compressed into.")] = 120.0,
-    seed: Annotated[int, typer.Option(help="Simulator seed of the hydra scenario.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Simulator seed of the replayed scenarios.")] = 1000,
     small: Annotated[bool, typer.Option("--small", help="Smoke run: 50 req/s for 2 s, tiny replay.")] = False,
 ) -> None:
-    """Gateway added latency (p50/p99 at a fixed rate) and throughput per core, beside LiteLLM; hydra time to first throttle."""
+    """Gateway added latency (p50/p99 at a fixed rate) and throughput per core, beside LiteLLM; hydra time to first throttle;
+    campaigns among a reseller's end users refused with and without online end-user judging."""
     from distillguard.bench.gateway import run_gateway_bench
 
     try:
         results = run_gateway_bench(
             workdir, rate=rate, low_rate=low_rate or None, duration_s=duration, concurrency=concurrency, throughput_s=throughput_duration,
-            litellm=litellm, litellm_plugin=litellm_plugin, hydra=hydra, small=small, seed=seed, hydra_scale=hydra_scale, hydra_days=hydra_days,
+            litellm=litellm, litellm_plugin=litellm_plugin, hydra=hydra, reseller=reseller, small=small, seed=seed, hydra_scale=hydra_scale, hydra_days=hydra_days,
             hydra_replay_s=hydra_replay, on_stage=lambda s: console.print(f"[dim]{s}…[/]"),
         )  # fmt: skip
     except (RuntimeError, DistillguardError) as exc:

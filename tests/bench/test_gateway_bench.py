@@ -9,7 +9,7 @@ from distillguard.bench.gateway import latency_stats, markdown_table, run_gatewa
 
 
 def test_small_gateway_bench_writes_results_table_and_plot(tmp_path):
-    results = run_gateway_bench(tmp_path, small=True, litellm=False)
+    results = run_gateway_bench(tmp_path, small=True, litellm=False)  # the reseller replays too
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["settings"]["small"] is True and len(saved["machine"]["load_avg_start"]) == 3
     for mode in ("non-stream", "stream"):
@@ -27,6 +27,11 @@ def test_small_gateway_bench_writes_results_table_and_plot(tmp_path):
     assert hydra["requests"] > hydra["campaign_requests"] > 0 and hydra["campaign_accounts"] > 0
     assert sum(hydra["statuses"].values()) == hydra["requests"] and not hydra["errors"]
     assert "first_throttle" in hydra and hydra["compression"] > 1
+    for label in ("end_users_online", "accounts_only"):
+        leg = saved["reseller"][label]
+        assert leg["scenario"] == "hydra_mixed_reseller" and leg["settings"] == {"online_end_users": label == "end_users_online"}
+        assert leg["campaign_end_users"] > 0 and leg["mixed_genuine_end_users"] > 0 and not leg["errors"]
+        assert sum(leg["statuses"].values()) == leg["requests"]
     assert (tmp_path / "latency.png").read_bytes()[:4] == b"\x89PNG"
     assert "| non-stream | distillguard |" in (tmp_path / "results.md").read_text()
     assert markdown_table(results) == (tmp_path / "results.md").read_text()
@@ -42,6 +47,21 @@ def test_time_to_first_throttle_counts_in_scenario_time_and_requests():
                                     "all_requests_before": 2, "account": "c2"}  # fmt: skip
     assert out["first_throttle"]["scenario_s"] == 3600.0 and out["first_throttle"]["campaign_requests_before"] == 2
     assert out["benign_requests_refused"] == 1 and out["campaign_accounts_refused"] == 2
+
+
+def test_end_users_refused_are_counted_where_campaigns_hide_among_a_resellers_end_users():
+    events = [{"ts": 0.0, "account_id": "r", "end_user": "good"}, {"ts": 10.0, "account_id": "r", "end_user": "bad"},
+              {"ts": 20.0, "account_id": "r", "end_user": "bad"}, {"ts": 30.0, "account_id": "r", "end_user": "good"},
+              {"ts": 40.0, "account_id": "r", "end_user": "also-good"}, {"ts": 50.0, "account_id": "x"}]  # fmt: skip
+    replay = {"events": events, "campaign_accounts": {"r"}, "is_campaign": [False, True, True, False, False, False],
+              "mixed_accounts": {"r"}, "compression": 10.0, "span_s": 50.0}  # fmt: skip
+    out = time_to_first_throttle(replay, [(0, 200, 1.0), (1, 200, 1.0), (2, 429, 1.0), (3, 429, 1.0), (4, 200, 1.0), (5, 429, 1.0)])
+    assert out["campaign_requests"] == 2 and out["first_throttle"]["scenario_s"] == 10.0
+    assert out["first_throttle"]["campaign_requests_before"] == 1 and out["campaign_refused_share"] == 0.5
+    assert (out["campaign_end_users"], out["campaign_end_users_refused"]) == (1, 1)
+    assert (out["mixed_genuine_requests"], out["mixed_genuine_requests_refused"]) == (3, 1)
+    assert (out["mixed_genuine_end_users"], out["mixed_genuine_end_users_refused"]) == (2, 1)
+    assert out["benign_requests_refused"] == 2  # the genuine end user's and account x's
 
 
 def test_latency_stats_of_nothing():

@@ -170,6 +170,36 @@ def test_end_users_are_looked_up_only_in_accounts_the_scan_found_flagged_end_use
     assert run(enforcer, request("plain", 10, "mallory"))[0].policy_rule == "watch"
 
 
+def test_an_end_user_flagged_by_online_scoring_is_judged_on_its_online_record():
+    """Online scoring marks the account (its own score unlifted) and writes the end user's record."""
+    hasher = Hasher(b"k")
+    state = MemoryState()
+    mallory = sub_account_id("reseller", hasher.hash("mallory"))
+    state.risk.put(ONLINE, mallory, {"score": 0.95, "flagged": True, "rule_ids": ["reasoning_trace_coercion"]})
+    state.risk.put(SCAN, "reseller", {"score": 0.35})  # the last scan saw nothing in it
+    state.risk.put(ONLINE, "reseller", {"score": 0.4, "extra": {"flagged_end_users": 1}})
+    enforcer = PolicyEnforcer(Policy.from_dict(THROTTLE), state, online=False, hasher=hasher)
+    hit, other = run(enforcer, request("reseller", 2500, "mallory"), request("reseller", 2500, "alice"))
+    assert hit.policy_rule == "throttle-flagged" and hit.sub_account_id == mallory and hit.score == 0.95
+    assert "end user" in hit.reason and "flagged by online" in hit.reason
+    assert other.policy_rule == "watch" and other.sub_account_id is None and other.score == 0.4
+    assert run(enforcer, request("reseller", 2500, "mallory"))[0].refuses  # its own bucket
+    assert not run(enforcer, request("reseller", 2500, "alice"))[0].refuses
+    state.risk.put(ONLINE, "reseller", {"score": 0.4})  # no longer marked: its end users are not looked up
+    assert run(enforcer, request("reseller", 10, "mallory"))[0].sub_account_id is None
+
+
+def test_an_end_users_online_record_never_lowers_its_accounts_online_risk():
+    hasher = Hasher(b"k")
+    state = MemoryState()
+    mallory = sub_account_id("reseller", hasher.hash("mallory"))
+    state.risk.put(ONLINE, mallory, {"score": 0.3, "flagged": False})
+    state.risk.put(ONLINE, "reseller", {"score": 0.9, "flagged": True, "extra": {"flagged_end_users": 2}})
+    enforcer = PolicyEnforcer(Policy.from_dict(THROTTLE), state, online=False, hasher=hasher)
+    [hit] = run(enforcer, request("reseller", 10, "mallory"))
+    assert hit.policy_rule == "throttle-flagged" and hit.score == 0.9 and hit.sub_account_id == mallory
+
+
 def _per_call_us(enforcer, req, n=3000):
     async def go():
         for _ in range(200):

@@ -12,7 +12,8 @@ from distillguard.features.account import FEATURE_NAMES, compute_account_feature
 from distillguard.gateway.online import OnlineScorer
 from distillguard.gateway.state import ONLINE, MemoryState
 from distillguard.store.duckdb import DuckDBStore
-from tests.factories import event_row, events_table
+from distillguard.subaccount_ids import sub_account_id
+from tests.factories import chat_account_rows, event_row, events_table, genuine_rows, harvest_rows
 
 
 def _feed(scorer: OnlineScorer, events, chunks: int = 4) -> None:
@@ -149,3 +150,49 @@ def test_a_busy_account_is_rescored_at_most_every_min_rescore_interval():
 def test_min_rescore_interval_never_exceeds_the_periodic_interval():
     scorer = OnlineScorer(MemoryState().risk, rescore_interval_s=0.0)
     assert scorer.min_rescore_interval_s == 0.0
+
+
+CAMPAIGN = [9001, 9002, 9003, 9004]
+
+
+def _reseller_traffic(seed: int = 7, hours: float = 48.0) -> list[dict]:
+    """Reseller R: 2,000 genuine requests over 300 end users plus 60 campaign requests (3%) over four end-user
+    ids; reseller G: genuine only; a dozen ordinary accounts (as in tests/test_subaccounts.py)."""
+    rng = np.random.default_rng(seed)
+    rows = genuine_rows(rng, "R", 300, 2000, hours=hours) + harvest_rows(rng, "R", CAMPAIGN, 60, start=10_000, hours=hours)
+    rows += genuine_rows(rng, "G", 300, 2000, hours=hours) + chat_account_rows(rng)
+    return sorted(rows, key=lambda r: r["ts"])
+
+
+def test_a_harvesting_end_user_inside_a_reseller_is_flagged_online_and_cleared_when_it_stops():
+    state = MemoryState()
+    scorer = OnlineScorer(state.risk, rescore_interval_s=0.0, min_rescore_interval_s=0.0, window_s=3 * 86400.0)
+    _feed(scorer, events_table(_reseller_traffic()))
+    campaign = {sub_account_id("R", u) for u in CAMPAIGN}
+    for subject in campaign:
+        record = state.risk.get(ONLINE, subject)
+        assert record is not None and record["flagged"] and record["score"] >= scorer.threshold, subject
+        assert record["extra"]["account_id"] == "R" and record["extra"]["flagged_by"] in ("sequential test", "pooled test", "model")
+    reseller = state.risk.get(ONLINE, "R")
+    assert reseller["extra"]["flagged_end_users"] == len(CAMPAIGN)
+    assert not reseller["flagged"]  # its own score: the policy does not fall on its 300 genuine customers
+    assert "flagged_end_users" not in state.risk.get(ONLINE, "G")["extra"]
+    flagged_subjects = {k for k in state.risk.keys(ONLINE, 100_000) if "#eu:" in k and state.risk.get(ONLINE, k)["flagged"]}
+    assert flagged_subjects == campaign  # no genuine end user of R or G
+    assert scorer.stats.end_users_flagged == len(CAMPAIGN)
+
+    # four days later R's customers are still there and the campaign is gone: it leaves the window, its records clear
+    later = [dict(r, event_id=f"later-{r['event_id']}", ts=r["ts"] + 4 * 86400.0) for r in _reseller_traffic(seed=8)
+             if not (r["account_id"] == "R" and r["end_user_hash"] in CAMPAIGN)]  # fmt: skip
+    _feed(scorer, events_table(later))
+    assert all(not state.risk.get(ONLINE, s)["flagged"] for s in campaign)
+    assert "flagged_end_users" not in state.risk.get(ONLINE, "R")["extra"]
+    assert scorer.stats.end_users_flagged == 0
+
+
+def test_end_users_are_not_judged_online_when_switched_off():
+    state = MemoryState()
+    scorer = OnlineScorer(state.risk, rescore_interval_s=0.0, min_rescore_interval_s=0.0, window_s=3 * 86400.0, end_users=None)
+    _feed(scorer, events_table(_reseller_traffic()))
+    assert state.risk.get(ONLINE, "R") is not None
+    assert not [k for k in state.risk.keys(ONLINE, 100_000) if "#eu:" in k]

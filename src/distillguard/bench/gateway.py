@@ -17,7 +17,10 @@ process).  For non-streaming and streaming chat completions it measures:
 Then it replays the simulator's ``hydra`` scenario through a fresh gateway
 (default policy, online scoring on), time-compressed, and reports how long after
 a campaign's first request its first request was throttled, in scenario time and
-in requests.  Results: ``results.json``, ``results.md`` and ``latency.png`` in
+in requests.  It replays ``hydra_mixed_reseller`` (campaigns hidden among resellers'
+end users) the same way twice, online scoring judging end users and accounts only,
+and reports how many of the campaign's end users and of the resellers' genuine end
+users were refused.  Results: ``results.json``, ``results.md`` and ``latency.png`` in
 ``workdir``.
 
 Example:
@@ -340,32 +343,40 @@ def _allow_list_bench_client(server: Server, account_id: str) -> None:
 # --- hydra replay --------------------------------------------------------------------------------
 
 
-def hydra_replay_file(workdir: Path, *, seed: int, scale: float, days: float, replay_s: float) -> dict[str, Any]:
-    """Write the hydra scenario's requests as a load-generator replay file, ``replay_s`` long.
+def scenario_replay_file(workdir: Path, scenario: str = "hydra", *, seed: int, scale: float, days: float,
+                         replay_s: float) -> dict[str, Any]:  # fmt: skip
+    """Write a scenario's requests as a load-generator replay file, ``replay_s`` long.
 
     Scenario time is compressed by ``span / replay_s``: a request made ``t`` scenario
     seconds after the first one is sent ``t / compression`` seconds into the replay.
     Each account gets its own API key; the event's IP goes in X-Forwarded-For (the
-    replay gateway trusts it) and its user agent in User-Agent, so that online
-    scoring and linking see the identities the simulator made.
+    replay gateway trusts it), its user agent in User-Agent and its end user in the
+    body's ``user``, so that online scoring and linking see the identities the
+    simulator made.  ``is_campaign`` marks each request: every request of a campaign
+    account, and only the campaign's own requests of a mixed account (a reseller with a
+    campaign among its end users: the simulator's event labels).
     """
     from distillguard.ingest.writers import to_openai
     from distillguard.simulate import build_scenario
 
-    built = build_scenario("hydra", seed=seed, corpora="bundled", scale=scale, days=days)
+    built = build_scenario(scenario, seed=seed, corpora="bundled", scale=scale, days=days)
     labels = {row["account_id"]: row for row in built.labels()}
     events = list(built.events())
     if not events:
-        raise RuntimeError("the hydra scenario produced no events")
+        raise RuntimeError(f"the {scenario} scenario produced no events")
+    campaign_events = {row["event_id"] for row in built.event_labels()}
+    mixed = {a for a, row in labels.items() if row.get("attack_share") is not None}
+    campaign = {a for a, row in labels.items() if row.get("is_attack")}
+    is_campaign = [ev["event_id"] in campaign_events if ev.get("account_id") in mixed else ev.get("account_id") in campaign for ev in events]
     t_first = events[0]["ts"]
     span = max(events[-1]["ts"] - t_first, 1e-9)
     compression = span / replay_s
     keys: dict[str, str] = {}
-    path = workdir / "hydra-replay.jsonl"
+    path = workdir / f"{scenario}-replay.jsonl"
     with open(path, "wb") as f:
         for i, ev in enumerate(events):
             account = ev.get("account_id") or "unknown"
-            key = keys.setdefault(account, f"sk-hydra-{len(keys):05d}")
+            key = keys.setdefault(account, f"sk-{scenario}-{len(keys):05d}")
             headers = {"authorization": f"Bearer {key}"}
             if ev.get("ip"):
                 headers["x-forwarded-for"] = ev["ip"]
@@ -374,10 +385,10 @@ def hydra_replay_file(workdir: Path, *, seed: int, scale: float, days: float, re
             body = to_openai(ev)["request"]
             body.pop("stream", None)  # answers are not the point here; keep the replay light
             f.write(orjson.dumps({"at": (ev["ts"] - t_first) / compression, "headers": headers, "body": body, "tag": i}) + b"\n")
-    campaign = {a for a, row in labels.items() if row.get("is_attack")}
     return {
-        "path": path, "events": events, "labels": labels, "campaign_accounts": campaign, "compression": compression,
-        "span_s": span, "keys": [{"key": k, "account_id": a} for a, k in keys.items()],
+        "path": path, "events": events, "labels": labels, "campaign_accounts": campaign, "is_campaign": is_campaign,
+        "mixed_accounts": mixed, "compression": compression, "span_s": span,
+        "keys": [{"key": k, "account_id": a} for a, k in keys.items()],
     }  # fmt: skip
 
 
@@ -386,11 +397,13 @@ def time_to_first_throttle(replay: dict[str, Any], results: list[tuple[int, int,
 
     Times are in scenario seconds from the campaign's first request; counts are
     requests sent (campaign's and everyone's) up to and including the first one
-    refused.  Also how much of the campaign and of the benign traffic was refused.
+    refused.  Also how much of the campaign and of the benign traffic was refused and,
+    where campaigns hide among a reseller's end users (``mixed_accounts``), how many of
+    the campaign's end users and of those accounts' genuine end users were refused.
     """
     events, campaign = replay["events"], replay["campaign_accounts"]
     status = {tag: st for tag, st, _ in results}
-    is_campaign = [ev.get("account_id") in campaign for ev in events]
+    is_campaign = replay.get("is_campaign") or [ev.get("account_id") in campaign for ev in events]
     first_campaign = next((i for i, c in enumerate(is_campaign) if c), None)
     out: dict[str, Any] = {"compression": round(replay["compression"], 1), "scenario_span_h": round(replay["span_s"] / 3600, 2),
                            "requests": len(events), "campaign_requests": sum(is_campaign),
@@ -419,20 +432,36 @@ def time_to_first_throttle(replay: dict[str, Any], results: list[tuple[int, int,
     out["campaign_accounts_refused"] = len({events[i].get("account_id") for i in camp_refused})
     out["benign_requests_refused"] = len(benign_refused)
     out["benign_accounts_refused"] = len({events[i].get("account_id") for i in benign_refused})
+    mixed = replay.get("mixed_accounts") or set()
+    if mixed:
+        def end_user(i: int) -> tuple[Any, Any]:
+            return events[i].get("account_id"), events[i].get("end_user")
+
+        in_mixed = [i for i, ev in enumerate(events) if ev.get("account_id") in mixed]
+        genuine = [i for i in in_mixed if not is_campaign[i]]
+        out["campaign_end_users"] = len({end_user(i) for i in in_mixed if is_campaign[i]})
+        out["campaign_end_users_refused"] = len({end_user(i) for i in camp_refused if events[i].get("account_id") in mixed})
+        out["mixed_genuine_requests"] = len(genuine)
+        out["mixed_genuine_requests_refused"] = sum(status.get(i) in refused for i in genuine)
+        out["mixed_genuine_end_users"] = len({end_user(i) for i in genuine})
+        out["mixed_genuine_end_users_refused"] = len({end_user(i) for i in genuine if status.get(i) in refused})
     return out
 
 
-def run_hydra_replay(workdir: Path, upstream: Server, *, seed: int, scale: float, days: float, replay_s: float) -> dict[str, Any]:
-    """Replay the hydra scenario through a fresh gateway (default policy, online scoring) and time its first throttle."""
-    replay = hydra_replay_file(workdir, seed=seed, scale=scale, days=days, replay_s=replay_s)
+def run_scenario_replay(workdir: Path, upstream: Server, scenario: str = "hydra", *, seed: int, scale: float, days: float,
+                        replay_s: float, settings: dict[str, Any] | None = None, name: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Replay a scenario through a fresh gateway (default policy, online scoring; ``settings`` on top of
+    the gateway config) and time its first throttle."""
+    replay = scenario_replay_file(workdir, scenario, seed=seed, scale=scale, days=days, replay_s=replay_s)
     server = start_distillguard(workdir, upstream.chat_url.rsplit("/chat/completions", 1)[0], replay["keys"],
-                                name="distillguard-hydra", settings={"trust_forwarded_for": True})  # fmt: skip
+                                name=name or f"distillguard-{scenario}", settings={"trust_forwarded_for": True, **(settings or {})})  # fmt: skip
     try:
-        raw = run_load({"url": server.chat_url, "mode": "replay", "replay_file": str(replay["path"]), "timeout_s": 60}, workdir, "hydra")
+        raw = run_load({"url": server.chat_url, "mode": "replay", "replay_file": str(replay["path"]), "timeout_s": 60}, workdir,
+                       name or scenario)  # fmt: skip
     finally:
         server.stop()
     result = time_to_first_throttle(replay, [tuple(r) for r in raw["replay"]])
-    result.update(seed=seed, scale=scale, days=days, replay_s=replay_s, errors=raw["errors"])
+    result.update(scenario=scenario, seed=seed, scale=scale, days=days, replay_s=replay_s, errors=raw["errors"], settings=settings or {})
     return result
 
 
@@ -442,7 +471,7 @@ def run_hydra_replay(workdir: Path, upstream: Server, *, seed: int, scale: float
 def run_gateway_bench(
     workdir: Path, *, rate: float = 500.0, duration_s: float = 10.0, concurrency: int = 32, throughput_s: float = 10.0,
     low_rate: float | None = 100.0, litellm: bool = True, litellm_plugin: bool = True, hydra: bool = True,
-    small: bool = False, seed: int = 1000,
+    reseller: bool = True, small: bool = False, seed: int = 1000,
     hydra_scale: float = 0.25, hydra_days: float = 1.0, hydra_replay_s: float = 120.0,
     on_stage: Callable[[str], None] = lambda s: None,
 ) -> dict[str, Any]:  # fmt: skip
@@ -450,7 +479,9 @@ def run_gateway_bench(
 
     ``low_rate``: also the latency legs at this lighter rate (overhead without saturation; None: not).
     ``litellm_plugin``: also LiteLLM with distillguard's plugin in it (docs/litellm.md).
-    ``small``: a smoke run (50 requests/s for 1 s, 1 s of throughput, a tiny hydra replay).
+    ``reseller``: also replay ``hydra_mixed_reseller`` (campaigns among resellers' end users) twice, with
+    online scoring judging end users and with it judging accounts only (same scale, days and replay time).
+    ``small``: a smoke run (50 requests/s for 1 s, 1 s of throughput, tiny replays).
     """
     warmup_s = 1.0
     if small:
@@ -511,7 +542,16 @@ def run_gateway_bench(
         results["targets"] = _targets(results)
         if hydra:
             on_stage("replaying the hydra scenario through a fresh gateway")
-            results["hydra"] = run_hydra_replay(workdir, upstream, seed=seed, scale=hydra_scale, days=hydra_days, replay_s=hydra_replay_s)
+            results["hydra"] = run_scenario_replay(workdir, upstream, "hydra", seed=seed, scale=hydra_scale, days=hydra_days,
+                                                   replay_s=hydra_replay_s)  # fmt: skip
+        if reseller:
+            results["reseller"] = {}
+            for label, judged in (("end_users_online", True), ("accounts_only", False)):
+                on_stage(f"replaying the hydra_mixed_reseller scenario through a fresh gateway ({label.replace('_', ' ')})")
+                results["reseller"][label] = run_scenario_replay(
+                    workdir, upstream, "hydra_mixed_reseller", seed=seed, scale=hydra_scale, days=hydra_days, replay_s=hydra_replay_s,
+                    settings={"online_end_users": judged}, name=f"distillguard-reseller-{label}",
+                )  # fmt: skip
     finally:
         for server in reversed(servers):
             server.stop()
@@ -617,6 +657,25 @@ def markdown_table(results: dict[str, Any]) -> str:
                   f"({hydra.get('campaign_accounts_refused', 0)} of {hydra['campaign_accounts']} accounts); "
                   f"benign requests refused: {hydra.get('benign_requests_refused', 0)} "
                   f"({hydra.get('benign_accounts_refused', 0)} accounts)."]  # fmt: skip
+    reseller = results.get("reseller")
+    if reseller:
+        any_leg = next(iter(reseller.values()))
+        lines += ["", "hydra_mixed_reseller replay (campaigns among resellers' end users; scenario time compressed "
+                  f"{any_leg['compression']:g}x: {any_leg['scenario_span_h']} h in {any_leg['replay_s']:g} s; {any_leg['requests']} requests, "
+                  f"{any_leg['campaign_requests']} of them the campaigns' from {any_leg.get('campaign_end_users', 0)} end users; "
+                  f"{any_leg.get('mixed_genuine_requests', 0)} from {any_leg.get('mixed_genuine_end_users', 0)} genuine end users of the same accounts):", "",
+                  "| online scoring judges | first throttle after the campaign's first request | campaign requests before | campaign requests refused "
+                  "| campaign end users refused | genuine end users of those accounts refused (requests) | other requests refused |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for label, leg in reseller.items():
+            first = leg.get("first_throttle")
+            when = f"{first['scenario_h']} h" if first else "none"
+            before = first["campaign_requests_before"] if first else ""
+            other = leg.get("benign_requests_refused", 0) - leg.get("mixed_genuine_requests_refused", 0)
+            lines.append(f"| {label.replace('_', ' ')} | {when} | {before} | {100 * leg.get('campaign_refused_share', 0):.1f}% "
+                         f"| {leg.get('campaign_end_users_refused', 0)} of {leg.get('campaign_end_users', 0)} "
+                         f"| {leg.get('mixed_genuine_end_users_refused', 0)} of {leg.get('mixed_genuine_end_users', 0)} "
+                         f"({leg.get('mixed_genuine_requests_refused', 0)}) | {other} |")  # fmt: skip
     targets = results.get("targets") or {}
     if targets:
         verdict = {True: "met", False: "not met", None: "not measured"}

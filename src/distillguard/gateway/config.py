@@ -61,6 +61,7 @@ class GatewayConfig:
     redis_url: str | None = None
     model_path: str | None = None
     decisions_dir: str | None = None  # a `distillguard scan` output dir whose results load as decisions
+    online_end_users: bool = True  # online scoring also judges the end users of shared accounts (resellers)
     host: str = "127.0.0.1"
     port: int = 8000
 

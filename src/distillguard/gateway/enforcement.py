@@ -126,15 +126,13 @@ class PolicyEnforcer(Enforcer, EnforcerAdmin):
         """
         stored = await self._view(request.account_id)
         subject, sub_id = request.account_id, None
-        # only accounts the scan found flagged end users in are looked up further: any other request
-        # (most, and every one without an end user) costs no HMAC and no second lookup
-        if request.end_user and stored.override is None and _has_flagged_end_users(stored.scan):
+        # only accounts the scan or online scoring found flagged end users in are looked up further: any
+        # other request (most, and every one without an end user) costs no HMAC and no second lookup
+        if request.end_user and stored.override is None and (_has_flagged_end_users(stored.scan) or _has_flagged_end_users(stored.online)):
             end_user_id = sub_account_id(request.account_id, self.hasher.hash(request.end_user))
             sub_stored = await self._view(end_user_id)
-            if sub_stored.override is not None or sub_stored.scan is not None:
-                # the end user's own override and scan record; the account's online risk and cluster still
-                # apply to it (a flagged end user must not escape what holds for the whole account)
-                stored = stored._replace(override=sub_stored.override, scan=sub_stored.scan)
+            if sub_stored.override is not None or sub_stored.scan is not None or sub_stored.online is not None:
+                stored = end_user_view(stored, sub_stored)
                 subject = sub_id = end_user_id
         if stored.override is not None:
             decision = _override_decision(request.account_id, stored.override, sub_id)
@@ -246,9 +244,30 @@ class PolicyEnforcer(Enforcer, EnforcerAdmin):
         self.state.close()
 
 
-def _has_flagged_end_users(scan: dict[str, Any] | None) -> bool:
-    """Whether an account's scan record says the scan flagged end users inside it (they have records of their own)."""
-    return bool(scan and (scan.get("extra") or {}).get("flagged_end_users"))
+def _has_flagged_end_users(record: dict[str, Any] | None) -> bool:
+    """Whether an account's scan or online record says end users inside it were flagged (they have records of their own)."""
+    return bool(record and (record.get("extra") or {}).get("flagged_end_users"))
+
+
+def end_user_view(account: AccountView, end_user: AccountView) -> AccountView:
+    """The records an end user with records of its own is judged on: its override and scan record, the
+    higher-scored of its online record and its account's, and its account's cluster.  What holds for
+    the whole account online still holds for each of its end users; a scan record of the account is
+    left out only where the end user has one of its own (the account's then carries its score without
+    its end users' lift, see :func:`~distillguard.gateway.decisions.account_record`).
+
+    Example:
+        >>> acct = AccountView(None, {"score": 0.2}, {"score": 0.3}, None)
+        >>> eu = AccountView(None, {"score": 0.9, "flagged": True}, None, None)
+        >>> v = end_user_view(acct, eu)
+        >>> v.online["score"], v.scan["score"]
+        (0.9, 0.3)
+    """
+    online = end_user.online
+    if online is None or (account.online is not None and float(account.online.get("score") or 0.0) > float(online.get("score") or 0.0)):
+        online = account.online
+    scan = end_user.scan if end_user.scan is not None or end_user.override is not None else account.scan
+    return account._replace(override=end_user.override, online=online, scan=scan)
 
 
 def _override_decision(account_id: str, override: dict[str, Any], sub_id: str | None = None) -> Decision:
@@ -297,6 +316,7 @@ ENFORCER_OPTIONS: dict[str, Any] = {
     "window_s": 86400.0,
     "max_window_events": 200_000,
     "link_interval_s": None,  # online campaign linking period; None: off
+    "online_end_users": True,  # online scoring also judges the end users of shared accounts
     "policy_check_interval_s": 2.0,
     "cache_ttl_s": None,
     "secret": None,  # accepted for GatewayConfig compatibility; hashing happens in the recorder
@@ -329,11 +349,13 @@ def build_scorer(risk: Any, options: dict[str, Any]) -> OnlineScorer | None:
     if not options["online"]:
         return None
     from distillguard.gateway.online import OnlineScorer
+    from distillguard.subaccounts import SubAccountConfig
 
     return OnlineScorer(
         risk, model_path=options["model_path"], threshold=options["threshold"], window_s=float(options["window_s"]),
         max_events=int(options["max_window_events"]), rescore_interval_s=float(options["rescore_interval_s"]),
         min_rescore_interval_s=float(options["min_rescore_interval_s"]), link_interval_s=options["link_interval_s"],
+        end_users=SubAccountConfig() if options["online_end_users"] else None,
     )  # fmt: skip
 
 

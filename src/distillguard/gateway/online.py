@@ -16,9 +16,16 @@ queues them (it runs on the recorder's flush thread and must not wait).  A backg
    accounts in the window first.  An account is rescored at most once every
    ``min_rescore_interval_s`` (capped at ``rescore_interval_s``) whatever its event count: a busy
    account waits, its new events still counted, until its interval has passed;
-3. every ``link_interval_s`` (when set) links the window's accounts into clusters with
+3. judges the end users of the rescored accounts that are shared (resellers, routers, app
+   backends: ``end_users.min_end_users`` distinct end-user ids in the window) with the batch
+   scan's :func:`distillguard.subaccounts.score_end_users` (the sequential test and the model
+   path), so a harvesting end user inside a reseller is caught between scans;
+4. every ``link_interval_s`` (when set) links the window's accounts into clusters with
    :func:`distillguard.linking.link_accounts` and writes cluster records (ids ``online-<id>``);
-4. writes one :class:`~distillguard.gateway.risk.RiskRecord` per scored account (table ``online``).
+5. writes one :class:`~distillguard.gateway.risk.RiskRecord` per scored account (table ``online``),
+   and one per flagged end user keyed by its sub-account id (``<account>#eu:<end-user hash>``,
+   cleared when it is no longer flagged); the account's record then says how many
+   (``extra.flagged_end_users``), which is what makes the enforcer look its end users up.
 
 Accounts with fewer than ``min_events`` events in the window are not scored: a handful of
 requests says too little, and the rules themselves ask for more before they fire.
@@ -37,6 +44,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,6 +56,8 @@ from distillguard.features.account import FEATURE_NAMES, compute_account_feature
 from distillguard.gateway.risk import RiskRecord
 from distillguard.gateway.state.base import CLUSTER, ONLINE, RiskTable
 from distillguard.store.duckdb import TABLES, DuckDBStore, insert_new
+from distillguard.subaccount_ids import sub_account_id
+from distillguard.subaccounts import SubAccountConfig, score_end_users, shared_accounts
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +74,7 @@ class OnlineStats:
     batches_dropped: int = 0  # the queue was full (scoring could not keep up); rows are still recorded
     rescores: int = 0
     accounts_scored: int = 0
+    end_users_flagged: int = 0  # end users flagged now, over all shared accounts
     last_rescore_s: float = 0.0  # seconds the last rescore took
     refits: int = 0
     links: int = 0
@@ -75,6 +86,7 @@ class OnlineScorer:
 
     ``model``: an :class:`Ensemble` (default: ``Ensemble.load(model_path)``, the shipped model).
     ``threshold``: the flag point (default: the model's operating point).
+    ``end_users``: when an account counts as shared and its end users are judged (None: accounts only).
     """
 
     def __init__(
@@ -94,6 +106,7 @@ class OnlineScorer:
         link_interval_s: float | None = None,
         record_ttl_s: float | None = 2 * 86400.0,
         max_pending_batches: int = 10_000,
+        end_users: SubAccountConfig | None = SubAccountConfig(),
     ):
         self.risk = risk
         self.model = model or Ensemble.load(model_path)
@@ -104,6 +117,8 @@ class OnlineScorer:
         self.min_rescore_interval_s = min(float(min_rescore_interval_s), float(rescore_interval_s))
         self.refit_interval_s, self.min_events = refit_interval_s, min_events
         self.link_interval_s, self.record_ttl_s = link_interval_s, record_ttl_s
+        self.end_users = end_users
+        self._flagged_end_users: dict[str, set[str]] = {}  # account -> sub-account ids flagged at its last rescore
         # one thread, one connection: the scorer must not take the proxy's second core
         self.store = DuckDBStore(":memory:", threads=1, memory_limit="512MB")
         self.stats = OnlineStats()
@@ -235,7 +250,9 @@ class OnlineScorer:
             frame = population.loc[population.index.intersection(changed)]
         else:
             frame = compute_account_features(self.store, accounts=changed)
-        records = self._score(frame[frame["n_events"] >= self.min_events])
+        frame = frame[frame["n_events"] >= self.min_events]
+        self._score_end_users(frame)
+        records = self._score(frame)
         self.stats.rescores += 1
         self.stats.accounts_scored += len(records)
         self.stats.last_rescore_s = time.perf_counter() - t0
@@ -262,13 +279,56 @@ class OnlineScorer:
                 titles.insert(0, f"Member of a harvesting campaign (cluster {cluster_id})")
             if not titles and score >= 0.5 * self.threshold:
                 titles.append(f"Learned model and population outlier score {own[i]:.2f} (no rule fired)")
+            extra: dict[str, Any] = {"own_score": round(float(own[i]), 6)}
+            if self._flagged_end_users.get(account_id):  # the enforcer looks end users up only where this says so
+                extra["flagged_end_users"] = len(self._flagged_end_users[account_id])
             records.append(RiskRecord(
                 subject=account_id, score=round(score, 6), flagged=score >= self.threshold, source="online",
                 threshold=self.threshold, cluster_id=cluster_id, rule_ids=tuple(r.id for r in hit), evidence=tuple(titles[:5]),
-                n_events=int(n_events[i]), updated_at=wall, extra={"own_score": round(float(own[i]), 6)},
+                n_events=int(n_events[i]), updated_at=wall, extra=extra,
             ))  # fmt: skip
         self.risk.put_many(ONLINE, {r.subject: r.to_dict() for r in records}, self.record_ttl_s)
         return records
+
+    def _score_end_users(self, frame: pd.DataFrame) -> list[RiskRecord]:
+        """Judge the end users of the shared accounts in ``frame`` on the window's events; write a record
+        for each flagged one, and a cleared record for each that was flagged and no longer is.
+
+        Like the batch scan: an account's own score is not lifted by its end users (the policy must
+        not fall on a reseller's honest customers); the flagged ones are judged on their own records.
+        Requests without an end-user id (``none``) are judged on the account's record.
+        """
+        if self.end_users is None or len(frame) == 0:
+            return []
+        shared = set(shared_accounts(frame, self.end_users))
+        judged = [a for a in frame.index.astype(str) if a in shared or a in self._flagged_end_users]
+        if not judged:
+            return []
+        found = score_end_users(self.store, frame.loc[[a for a in judged if a in shared]], self.model, self.threshold,
+                                self.end_users) if shared else []  # fmt: skip
+        before = {a: self._flagged_end_users.pop(a, set()) for a in judged}
+        wall = time.time()
+        records: dict[str, RiskRecord] = {}
+        for f in found:
+            subject = sub_account_id(f.account_id, f.end_user)
+            if f.end_user == "none" or not (f.flagged or subject in before[f.account_id]):
+                continue
+            records[subject] = RiskRecord(
+                subject=subject, score=round(float(f.score), 6), flagged=bool(f.flagged), source="online", threshold=self.threshold,
+                cluster_id=self._cluster_of.get(f.account_id), rule_ids=tuple(dict.fromkeys(e.rule_id for e in f.evidence if e.rule_id)),
+                evidence=tuple(e.title for e in f.evidence[:5]), n_events=int(f.n_events), updated_at=wall,
+                extra={"account_id": f.account_id, "flagged_by": f.flagged_by},
+            )  # fmt: skip
+            if f.flagged:
+                self._flagged_end_users.setdefault(f.account_id, set()).add(subject)
+        for account, subjects in before.items():  # flagged before, not even scored now: cleared
+            for subject in subjects - records.keys():
+                records[subject] = RiskRecord(subject=subject, score=0.0, flagged=False, source="online", threshold=self.threshold,
+                                              updated_at=wall, extra={"account_id": account})  # fmt: skip
+        self.stats.end_users_flagged = sum(len(v) for v in self._flagged_end_users.values())
+        if records:
+            self.risk.put_many(ONLINE, {subject: r.to_dict() for subject, r in records.items()}, self.record_ttl_s)
+        return list(records.values())
 
     def link(self, *, now: float | None = None) -> list[RiskRecord]:
         """Link the window's accounts into clusters; write cluster records and re-score the members."""
