@@ -12,10 +12,9 @@ import importlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import orjson
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
     from distillguard.detectors.ensemble import Ensemble
     from distillguard.linking import ClusterFinding, LinkResult
     from distillguard.subaccounts import SubAccountConfig, SubAccountFinding
-
-T = TypeVar("T")
 
 ProgressCallback = Callable[[int], None]
 
@@ -180,28 +177,6 @@ def _model_label(model: Ensemble, hasher: Hasher) -> str:
     return label + ("; identifiers hashed with the DEMO secret (set DISTILLGUARD_SECRET)" if hasher.is_demo else "")
 
 
-def _in_thread(fn: Callable[..., T], *args: Any) -> Future[T]:
-    """``fn(*args)`` started in a new thread; its result (or exception) from the future."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="distillguard")
-    try:
-        return pool.submit(fn, *args)
-    finally:
-        pool.shutdown(wait=False)
-
-
-def _closing(cursor: DuckDBStore, fn: Callable[..., T]) -> Callable[..., T]:
-    """``fn`` that closes ``cursor`` (a :meth:`DuckDBStore.cursor`) once it returns or raises: DuckDB
-    releases (checkpoints and unlocks) the database file when its last connection closes."""
-
-    def call(*args: Any) -> T:
-        try:
-            return fn(*args)
-        finally:
-            cursor.con.close()
-
-    return call
-
-
 def score_accounts(
     frame: pd.DataFrame,
     model: Ensemble,
@@ -235,28 +210,19 @@ def score_accounts(
     own = model.combine(per_detector)
     frame["score"] = own
     links = None
-    # one level down: harvesting end users inside shared accounts (resellers, routers, app backends).
-    # They need the fitted model and the account features, not the links: where the store has a second
-    # connection, they are scored in a thread while linking runs, whose compiled and single-threaded
-    # stretches (pair sums, Leiden, cluster scoring) leave a core free.
-    end_user_job: Future[list[SubAccountFinding]] | None = None
-    linking = link and len(frame) > 1
-    if end_users is not None and linking and isinstance(store, DuckDBStore):
-        cursor = store.cursor()
-        end_user_job = _in_thread(_closing(cursor, score_end_users), cursor, frame.drop(columns="score"), model, threshold, end_users)
-    if linking:
+    if link and len(frame) > 1:
         if on_stage:
             on_stage("linking")
         links = link_accounts(store, frame, model, threshold)
         final = links.account_scores.reindex(frame.index).fillna(pd.Series(own, index=frame.index)).to_numpy()
         per_detector["cluster"] = final
         frame["score"] = final
+    # one level down: harvesting end users inside shared accounts (resellers, routers, app backends)
     by_parent: dict[str, list[SubAccountFinding]] = {}
     if end_users is not None:
         if on_stage:
             on_stage("end users")
-        found = end_user_job.result() if end_user_job is not None else score_end_users(store, frame, model, threshold, end_users)
-        for sub in found:
+        for sub in score_end_users(store, frame, model, threshold, end_users):
             if sub.flagged:
                 by_parent.setdefault(sub.account_id, []).append(sub)
     own_or_cluster_flagged = frame["score"].to_numpy() >= threshold

@@ -78,23 +78,3 @@ def test_temp_table_holds_the_rows_while_the_block_runs_and_is_dropped_after_eve
         with store.temp_table("_t", "SELECT 1 AS x"):
             raise RuntimeError("the block failed")
     assert not store.query("SELECT table_name FROM duckdb_tables() WHERE table_name = '_t'").num_rows
-
-
-def test_a_cursor_reads_the_same_database_from_another_thread_and_closes_alone(tmp_path):
-    import threading
-
-    path = tmp_path / "s.duckdb"
-    store = DuckDBStore(path)
-    store.append("events", events_table([event_row(i) for i in range(50)]))
-    cursor = store.cursor()
-    counts: list[int] = []
-    reader = threading.Thread(target=lambda: counts.append(cursor.query("SELECT count(*) FROM events").column(0)[0].as_py()))
-    reader.start()
-    assert store.query("SELECT count(*) FROM events").column(0)[0].as_py() == 50  # meanwhile, on the store's own connection
-    reader.join(10)
-    assert counts == [50]
-    cursor.con.close()
-    store.append("events", events_table([event_row(50)]))
-    assert store.query("SELECT count(*) FROM events").column(0)[0].as_py() == 51
-    store.close()
-    assert DuckDBStore(path).query("SELECT count(*) FROM events").column(0)[0].as_py() == 51  # closed, then reopened

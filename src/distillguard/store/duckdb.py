@@ -154,19 +154,6 @@ class DuckDBStore(EventStore):
         finally:
             self._exec(f"DROP TABLE IF EXISTS {name}")
 
-    def cursor(self) -> DuckDBStore:
-        """The same database over another connection, for a second thread: one connection runs one
-        statement at a time, two connections run theirs side by side.  Closing it leaves this open.
-
-        Example:
-            >>> store = DuckDBStore(":memory:")
-            >>> store.cursor().query("SELECT count(*) AS n FROM events").column("n").to_pylist()
-            [0]
-        """
-        twin = object.__new__(DuckDBStore)
-        twin.path, twin.con = self.path, self.con.cursor()
-        return twin
-
     def export_parquet(self, directory: str | Path) -> list[Path]:
         """Write every table to ``directory/<table>.parquet`` (for Spark or other tools)."""
         out = Path(directory)
