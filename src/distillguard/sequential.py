@@ -72,6 +72,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from distillguard.store.sql import exact_stddev_samp, exact_sum
+
 _FRESH = "coalesce(n_assistant_turns, 0) = 0"
 _LONG = "coalesce(completion_tokens, 0) >= greatest(4 * coalesce(prompt_tokens, 0), 256)"
 
@@ -222,11 +224,13 @@ class SequentialTest:
         k = range(len(self.profiles))
         scores = ", ".join(f"{p.score_sql()} AS s_{i}" for i, p in enumerate(self.profiles))
         sigmas = float(self.z_sigmas)
-        # ln of an upper confidence bound on Z = E[exp(s)] over the account's requests
+        # ln of an upper confidence bound on Z = E[exp(s)] over the account's requests; sums in fixed point,
+        # so that evidence (and a flag at the edge) does not change with the order a parallel plan adds rows in
         log_z = ", ".join(
-            f"ln(avg(exp(s_{i})) + {sigmas!r} * coalesce(stddev_samp(exp(s_{i})), 0) / sqrt(count(*))) AS log_z_{i}" for i in k
+            f"ln({exact_sum(f'exp(s_{i})')} / count(*) + {sigmas!r} * coalesce({exact_stddev_samp(f'exp(s_{i})')}, 0) / sqrt(count(*)))"
+            f" AS log_z_{i}" for i in k
         )
-        sums = ", ".join(f"sum(s_{i}) AS s_sum_{i}" for i in k)
+        sums = ", ".join(f"{exact_sum(f's_{i}')} AS s_sum_{i}" for i in k)
         llrs = ", ".join(f"u.s_sum_{i} - u.n * r.log_z_{i} AS llr_{i}" for i in k)
         return f"""
 WITH scored AS (

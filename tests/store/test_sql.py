@@ -6,7 +6,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from distillguard.store.sql import exact_cv, fixed_sum
+from distillguard.store.sql import exact_cv, exact_stddev_samp, exact_sum, fixed_sum
 
 
 def _sum(expr: str, values: tuple[float, ...]) -> float:
@@ -50,3 +50,19 @@ def test_exact_cv_of_equal_values_is_zero_and_of_too_few_or_zero_mean_is_null():
 def test_exact_cv_holds_year_long_gaps():
     year = 365 * 86400.0
     assert _sum(exact_cv("x"), (year, year, 0.0)) == pytest.approx(np.std([year, year, 0], ddof=1) / (2 * year / 3))
+
+
+def test_exact_sum_and_stddev_are_the_float_ones_and_the_same_in_any_order():
+    values = tuple(float(v) for v in np.exp(np.random.default_rng(3).uniform(0, 4.5, 300)))
+    assert _sum("sum(x)", values) != _sum("sum(x)", values[::-1])  # the premise
+    assert _sum(exact_sum("x"), values) == _sum(exact_sum("x"), values[::-1]) == pytest.approx(sum(values), rel=1e-12)
+    forward = _sum(exact_stddev_samp("x"), values)
+    assert forward == _sum(exact_stddev_samp("x"), values[::-1]) == pytest.approx(np.std(values, ddof=1), rel=1e-6)
+    assert _sum(exact_stddev_samp("x"), (7.5,)) is None
+    assert _sum(exact_stddev_samp("x"), (7.5, 7.5, 7.5)) == 0.0
+
+
+def test_exact_sum_holds_what_a_64_bit_fixed_sum_cannot():
+    big = (float(np.exp(20.0)),) * 3  # 4.9e8 each: over fixed_sum's 2**31 bound
+    assert _sum(exact_sum("x"), big) == pytest.approx(3 * np.exp(20.0), rel=1e-12)
+    assert _sum(exact_stddev_samp("x"), big + (0.0,)) == pytest.approx(np.std(big + (0.0,), ddof=1), rel=1e-9)

@@ -6,6 +6,8 @@ Example:
     0.6
     >>> duckdb.sql(f"SELECT {exact_cv('x')} FROM (VALUES (2.0::DOUBLE), (2.0), (2.0)) t(x)").fetchall()[0][0]
     0.0
+    >>> duckdb.sql(f"SELECT {exact_sum('x')}, {exact_stddev_samp('x')} FROM (VALUES (1.0::DOUBLE), (3.0)) t(x)").fetchall()[0]
+    (4.0, 1.4142135623730951)
 """
 
 from __future__ import annotations
@@ -45,3 +47,33 @@ def exact_cv(expr: str) -> str:
     n, s1, s2 = f"count({expr})", f"sum({step})", f"sum({step} * {step})"
     spread = f"CAST({n} * {s2} - {s1} * {s1} AS DOUBLE)"
     return f"(sqrt({spread} * {n} / nullif({n} - 1, 0)) / nullif(CAST({s1} AS DOUBLE), 0))"
+
+
+#: Steps of ``exact_stddev_samp``'s sum of squares: coarser than ``FIXED_POINT`` so that squares of
+#: large values (``exp`` of a score) times many rows stay in 128 bits.
+STDDEV_STEPS = 2**16
+
+
+def exact_sum(expr: str, steps: int = FIXED_POINT) -> str:
+    """SQL of ``sum(expr)`` in fixed point with 128-bit accumulators: the same double in any row order.
+
+    Like :func:`fixed_sum` (``1 / steps`` steps), without its 64-bit bound: ``|expr|`` times the
+    rows may reach ~10**28 (``exp`` of any plausible score over a billion rows).
+    """
+    return f"(CAST(sum(CAST(round(({expr}) * {steps}) AS {_EXACT})) AS DOUBLE) / {float(steps)!r})"
+
+
+def exact_stddev_samp(expr: str) -> str:
+    """SQL of ``stddev_samp(expr)`` from 128-bit sums of ``expr`` in ``1 / STDDEV_STEPS`` steps: the same
+    double in any row order; NULL with fewer than two rows.
+
+    The sums are exact; the variance is formed from them in double precision (``(S2 - S1**2 / n) /
+    (n - 1)``, floored at 0), which loses digits when the spread is tiny beside the mean, and
+    is deterministic because its inputs are.  For an upper confidence bound, not a test statistic.
+    The sum of squares must stay in 128 bits: ``sum((expr * 2**16)**2) < 1.7e38``, e.g. ``exp`` of
+    scores up to 20 over ten million rows (the shipped harvest profiles score at most 4.5).
+    """
+    step = f"CAST(round(({expr}) * {STDDEV_STEPS}) AS {_EXACT})"
+    n, s1, s2 = f"count({expr})", f"CAST(sum({step}) AS DOUBLE)", f"CAST(sum({step} * {step}) AS DOUBLE)"
+    variance = f"greatest(({s2} - {s1} * {s1} / {n}) / ({n} - 1), 0.0)"
+    return f"(CASE WHEN {n} > 1 THEN sqrt({variance}) / {float(STDDEV_STEPS)!r} END)"
