@@ -164,7 +164,9 @@ def _reseller_traffic(seed: int = 7, hours: float = 48.0) -> list[dict]:
     return sorted(rows, key=lambda r: r["ts"])
 
 
-def test_a_harvesting_end_user_inside_a_reseller_is_flagged_online_and_cleared_when_it_stops():
+@pytest.mark.parametrize("restarted", [False, True], ids=["same-scorer", "restarted-scorer"])
+def test_a_harvesting_end_user_inside_a_reseller_is_flagged_online_and_cleared_when_it_stops(restarted):
+    """Cleared by the scorer that flagged it, or by a new one (a restart; shared state keeps the records)."""
     state = MemoryState()
     scorer = OnlineScorer(state.risk, rescore_interval_s=0.0, min_rescore_interval_s=0.0, window_s=3 * 86400.0)
     _feed(scorer, events_table(_reseller_traffic()))
@@ -174,7 +176,7 @@ def test_a_harvesting_end_user_inside_a_reseller_is_flagged_online_and_cleared_w
         assert record is not None and record["flagged"] and record["score"] >= scorer.threshold, subject
         assert record["extra"]["account_id"] == "R" and record["extra"]["flagged_by"] in ("sequential test", "pooled test", "model")
     reseller = state.risk.get(ONLINE, "R")
-    assert reseller["extra"]["flagged_end_users"] == len(CAMPAIGN)
+    assert reseller["extra"]["flagged_end_users"] == len(CAMPAIGN) and set(reseller["extra"]["flagged_end_user_ids"]) == campaign
     assert not reseller["flagged"]  # its own score: the policy does not fall on its 300 genuine customers
     assert "flagged_end_users" not in state.risk.get(ONLINE, "G")["extra"]
     flagged_subjects = {k for k in state.risk.keys(ONLINE, 100_000) if "#eu:" in k and state.risk.get(ONLINE, k)["flagged"]}
@@ -184,6 +186,8 @@ def test_a_harvesting_end_user_inside_a_reseller_is_flagged_online_and_cleared_w
     # four days later R's customers are still there and the campaign is gone: it leaves the window, its records clear
     later = [dict(r, event_id=f"later-{r['event_id']}", ts=r["ts"] + 4 * 86400.0) for r in _reseller_traffic(seed=8)
              if not (r["account_id"] == "R" and r["end_user_hash"] in CAMPAIGN)]  # fmt: skip
+    if restarted:
+        scorer = OnlineScorer(state.risk, rescore_interval_s=0.0, min_rescore_interval_s=0.0, window_s=3 * 86400.0)
     _feed(scorer, events_table(later))
     assert all(not state.risk.get(ONLINE, s)["flagged"] for s in campaign)
     assert "flagged_end_users" not in state.risk.get(ONLINE, "R")["extra"]

@@ -119,6 +119,8 @@ class OnlineScorer:
         self.link_interval_s, self.record_ttl_s = link_interval_s, record_ttl_s
         self.end_users = end_users
         self._flagged_end_users: dict[str, set[str]] = {}  # account -> sub-account ids flagged at its last rescore
+        # accounts whose stored online record was read for end users flagged before this scorer started
+        self._recovered: set[str] = set()
         # one thread, one connection: the scorer must not take the proxy's second core
         self.store = DuckDBStore(":memory:", threads=1, memory_limit="512MB")
         self.stats = OnlineStats()
@@ -282,6 +284,7 @@ class OnlineScorer:
             extra: dict[str, Any] = {"own_score": round(float(own[i]), 6)}
             if self._flagged_end_users.get(account_id):  # the enforcer looks end users up only where this says so
                 extra["flagged_end_users"] = len(self._flagged_end_users[account_id])
+                extra["flagged_end_user_ids"] = sorted(self._flagged_end_users[account_id])
             records.append(RiskRecord(
                 subject=account_id, score=round(score, 6), flagged=score >= self.threshold, source="online",
                 threshold=self.threshold, cluster_id=cluster_id, rule_ids=tuple(r.id for r in hit), evidence=tuple(titles[:5]),
@@ -301,6 +304,8 @@ class OnlineScorer:
         if self.end_users is None or len(frame) == 0:
             return []
         shared = set(shared_accounts(frame, self.end_users))
+        for account in frame.index.astype(str):
+            self._recover(account)
         judged = [a for a in frame.index.astype(str) if a in shared or a in self._flagged_end_users]
         if not judged:
             return []
@@ -329,6 +334,20 @@ class OnlineScorer:
         if records:
             self.risk.put_many(ONLINE, {subject: r.to_dict() for subject, r in records.items()}, self.record_ttl_s)
         return list(records.values())
+
+    def _recover(self, account: str) -> None:
+        """Once per account and scorer: take the end users its stored online record names as flagged
+        (written before a restart; with shared state, records outlive the process), so that those no
+        longer flagged are cleared rather than left to their TTL."""
+        if account in self._recovered or account in self._flagged_end_users:
+            return
+        if len(self._recovered) > 1_000_000:  # bounded like _scored_at; an account read twice costs one lookup
+            self._recovered.clear()
+        self._recovered.add(account)
+        record = self.risk.get(ONLINE, account) or {}
+        ids = (record.get("extra") or {}).get("flagged_end_user_ids") or ()
+        if ids:
+            self._flagged_end_users[account] = {str(i) for i in ids}
 
     def link(self, *, now: float | None = None) -> list[RiskRecord]:
         """Link the window's accounts into clusters; write cluster records and re-score the members."""
