@@ -24,8 +24,9 @@ queues them (it runs on the recorder's flush thread and must not wait).  A backg
    :func:`distillguard.linking.link_accounts` and writes cluster records (ids ``online-<id>``);
 5. writes one :class:`~distillguard.gateway.risk.RiskRecord` per scored account (table ``online``),
    and one per flagged end user keyed by its sub-account id (``<account>#eu:<end-user hash>``,
-   cleared when it is no longer flagged); the account's record then says how many
-   (``extra.flagged_end_users``), which is what makes the enforcer look its end users up.
+   cleared when it is no longer flagged, also after a restart); the account's record then says how
+   many and which (``extra.flagged_end_users``, ``extra.flagged_end_user_ids``), which is what makes
+   the enforcer look its end users up.
 
 Accounts with fewer than ``min_events`` events in the window are not scored: a handful of
 requests says too little, and the rules themselves ask for more before they fire.

@@ -33,6 +33,12 @@ CV_STEPS = 10**6
 _EXACT = "DECIMAL(38,0)"  # 128-bit integers in DuckDB and Spark alike
 
 
+def _exact_moments(expr: str, steps: int) -> tuple[str, str, str]:
+    """SQL of the count of ``expr`` and of the 128-bit sums of it and of its square, in ``1 / steps`` steps."""
+    step = f"CAST(round(({expr}) * {steps}) AS {_EXACT})"
+    return f"count({expr})", f"sum({step})", f"sum({step} * {step})"
+
+
 def exact_cv(expr: str) -> str:
     """SQL of the sample coefficient of variation of ``expr`` (``stddev_samp / avg``) from exact sums.
 
@@ -43,8 +49,7 @@ def exact_cv(expr: str) -> str:
     (gaps between ordered timestamps): the sum of squares is then at most the squared sum, and
     rows times squared sum stays in 128 bits (~10**38) for a billion gaps over ten years in seconds.
     """
-    step = f"CAST(round(({expr}) * {CV_STEPS}) AS {_EXACT})"
-    n, s1, s2 = f"count({expr})", f"sum({step})", f"sum({step} * {step})"
+    n, s1, s2 = _exact_moments(expr, CV_STEPS)
     spread = f"CAST({n} * {s2} - {s1} * {s1} AS DOUBLE)"
     return f"(sqrt({spread} * {n} / nullif({n} - 1, 0)) / nullif(CAST({s1} AS DOUBLE), 0))"
 
@@ -73,7 +78,7 @@ def exact_stddev_samp(expr: str) -> str:
     The sum of squares must stay in 128 bits: ``sum((expr * 2**16)**2) < 1.7e38``, e.g. ``exp`` of
     scores up to 20 over ten million rows (the shipped harvest profiles score at most 4.5).
     """
-    step = f"CAST(round(({expr}) * {STDDEV_STEPS}) AS {_EXACT})"
-    n, s1, s2 = f"count({expr})", f"CAST(sum({step}) AS DOUBLE)", f"CAST(sum({step} * {step}) AS DOUBLE)"
+    n, s1, s2 = _exact_moments(expr, STDDEV_STEPS)
+    s1, s2 = f"CAST({s1} AS DOUBLE)", f"CAST({s2} AS DOUBLE)"
     variance = f"greatest(({s2} - {s1} * {s1} / {n}) / ({n} - 1), 0.0)"
     return f"(CASE WHEN {n} > 1 THEN sqrt({variance}) / {float(STDDEV_STEPS)!r} END)"
