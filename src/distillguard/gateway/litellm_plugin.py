@@ -116,7 +116,7 @@ class PluginRuntime:
         """The enforcer and the (started) recorder ``distillguard serve`` builds from this gateway config.
 
         Only the enforcement and recording settings are used (``policy_path``,
-        ``redis_url``, ``model_path``, ``decisions_dir``, ``store_path``, ``wal_dir``,
+        ``redis_url``, ``model_path``, ``decisions_dir``, ``online_end_users``, ``store_path``, ``wal_dir``,
         ``secret_file``, ``keep_text``, the flush and fsync periods); LiteLLM
         does the proxying, the keys and the upstream.
         """
