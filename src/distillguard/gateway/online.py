@@ -305,9 +305,10 @@ class OnlineScorer:
         if self.end_users is None or len(frame) == 0:
             return []
         shared = set(shared_accounts(frame, self.end_users))
-        for account in frame.index.astype(str):
+        accounts = frame.index.astype(str).tolist()
+        for account in accounts:
             self._recover(account)
-        judged = [a for a in frame.index.astype(str) if a in shared or a in self._flagged_end_users]
+        judged = [a for a in accounts if a in shared or a in self._flagged_end_users]
         if not judged:
             return []
         found = score_end_users(self.store, frame.loc[[a for a in judged if a in shared]], self.model, self.threshold,
