@@ -90,3 +90,15 @@ def chat_account_rows(rng: np.random.Generator, n: int = 12) -> list[dict]:
             rows.append(event_row(k, f"chat-{a}", T0 + float(rng.uniform(0, 48 * 3600)), end_user_hash=None,
                                   n_assistant_turns=int(k % 3), completion_tokens=int(rng.integers(50, 300))))  # fmt: skip
     return rows
+
+
+#: The end-user ids of the campaign in :func:`small_share_rows`.
+CAMPAIGN_END_USERS = [9001, 9002, 9003, 9004]
+
+
+def small_share_rows(seed: int = 7, hours: float = 48.0) -> list[dict]:
+    """Reseller R: 2,000 genuine requests over 300 end users plus 60 campaign requests (3%) over the four
+    ``CAMPAIGN_END_USERS`` (15 each); reseller G: genuine only; a dozen ordinary accounts."""
+    rng = np.random.default_rng(seed)
+    rows = genuine_rows(rng, "R", 300, 2000, hours=hours) + harvest_rows(rng, "R", CAMPAIGN_END_USERS, 60, start=10_000, hours=hours)
+    return rows + genuine_rows(rng, "G", 300, 2000, hours=hours) + chat_account_rows(rng)

@@ -22,7 +22,7 @@ from distillguard.subaccounts import (
     END_USER_EVENTS_TABLE, SubAccountConfig, _end_user_view, end_user_evidence, end_user_features, parent_of, score_end_users,
     sequential_evidence, sub_account_id,
 )  # fmt: skip
-from tests.factories import T0, chat_account_rows, event_row, genuine_rows, harvest_rows
+from tests.factories import CAMPAIGN_END_USERS, T0, chat_account_rows, event_row, genuine_rows, harvest_rows, small_share_rows
 from tests.simulate.conftest import bind
 
 HASHER = Hasher(b"test-secret")
@@ -114,7 +114,7 @@ def test_end_users_under_min_events_are_left_out_before_the_features_and_the_res
     assert not store.con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name = ?", [END_USER_EVENTS_TABLE]).fetchall()
 
 
-def test_scan_flags_the_shared_account_with_its_end_usersharvest_rows(reseller_store):
+def test_scan_flags_the_shared_account_with_its_end_users_harvest(reseller_store):
     from distillguard.scan import score_accounts
 
     store, frame, model, roles, attackers = reseller_store
@@ -149,17 +149,14 @@ def _store(rows: list[dict]):
     return store, frame, model
 
 
-CAMPAIGN = [9001, 9002, 9003, 9004]
+CAMPAIGN = CAMPAIGN_END_USERS
 
 
 @pytest.fixture(scope="module")
 def small_share_store():
     """Reseller R: 2,000 genuine requests over 300 end users plus 60 campaign requests (3%) over 4 ids
     (15 each, under the model path's 50); reseller G: genuine only."""
-    rng = np.random.default_rng(7)
-    rows = genuine_rows(rng, "R", 300, 2000) + harvest_rows(rng, "R", CAMPAIGN, 60, start=10_000, hours=48)
-    rows += genuine_rows(rng, "G", 300, 2000) + chat_account_rows(rng)
-    return _store(rows)
+    return _store(small_share_rows())
 
 
 def test_a_small_share_campaign_is_flagged_before_its_ids_reach_min_events(small_share_store):

@@ -13,7 +13,7 @@ from distillguard.gateway.online import OnlineScorer
 from distillguard.gateway.state import ONLINE, MemoryState
 from distillguard.store.duckdb import DuckDBStore
 from distillguard.subaccount_ids import sub_account_id
-from tests.factories import chat_account_rows, event_row, events_table, genuine_rows, harvest_rows
+from tests.factories import CAMPAIGN_END_USERS, event_row, events_table, small_share_rows
 
 
 def _feed(scorer: OnlineScorer, events, chunks: int = 4) -> None:
@@ -152,16 +152,11 @@ def test_min_rescore_interval_never_exceeds_the_periodic_interval():
     assert scorer.min_rescore_interval_s == 0.0
 
 
-CAMPAIGN = [9001, 9002, 9003, 9004]
+CAMPAIGN = CAMPAIGN_END_USERS
 
 
-def _reseller_traffic(seed: int = 7, hours: float = 48.0) -> list[dict]:
-    """Reseller R: 2,000 genuine requests over 300 end users plus 60 campaign requests (3%) over four end-user
-    ids; reseller G: genuine only; a dozen ordinary accounts (as in tests/test_subaccounts.py)."""
-    rng = np.random.default_rng(seed)
-    rows = genuine_rows(rng, "R", 300, 2000, hours=hours) + harvest_rows(rng, "R", CAMPAIGN, 60, start=10_000, hours=hours)
-    rows += genuine_rows(rng, "G", 300, 2000, hours=hours) + chat_account_rows(rng)
-    return sorted(rows, key=lambda r: r["ts"])
+def _reseller_traffic(seed: int = 7) -> list[dict]:
+    return sorted(small_share_rows(seed), key=lambda r: r["ts"])
 
 
 @pytest.mark.parametrize("restarted", [False, True], ids=["same-scorer", "restarted-scorer"])
